@@ -1,0 +1,70 @@
+"""The ``xtjax`` command: ``xtjax run|train|eval --config configs/x.py[:arg] [--config.key=value]``.
+
+``run`` runs every phase of the config in order; ``train`` only its training phases (and the
+pretrained conversion they start from); ``eval`` only its evaluation phases. ``--phase NAME``
+(repeatable) restricts any of them to the named phases.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+COMMANDS = {
+    "run": "run every phase of the config in order, skipping finished ones",
+    "train": "run the pretrained and train phases",
+    "eval": "run the eval phases (their models must be trained)",
+}
+USAGE = "usage: xtjax {" + ",".join(COMMANDS) + "} --config FILE[:ARG] [--config.KEY=VALUE ...]\n" + \
+    "".join(f"  {k:6s} {v}\n" for k, v in COMMANDS.items())
+
+
+def _configure_jax():
+  import jax
+  if os.environ.get("XTJAX_DISTRIBUTED") == "1":  # set on every worker of a TPU pod by launch/
+    jax.distributed.initialize()
+  logging.getLogger("absl").setLevel(logging.WARNING)
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+  logging.info("process %d/%d with %d local devices (%s)", jax.process_index(), jax.process_count(),
+               jax.local_device_count(), jax.devices()[0].platform)
+
+
+def main(argv=None) -> int:
+  argv = list(sys.argv if argv is None else argv)
+  if len(argv) < 2 or argv[1] not in COMMANDS:
+    sys.stderr.write(USAGE if len(argv) < 2 or argv[1] in ("-h", "--help")
+                     else f"xtjax: unknown command {argv[1]!r}\n{USAGE}")
+    return 0 if len(argv) >= 2 and argv[1] in ("-h", "--help") else 2
+  command = argv.pop(1)
+
+  from absl import flags
+  from ml_collections import config_flags
+  config_flag = config_flags.DEFINE_config_file("config", None, "ml_collections config file")
+  phase_flag = flags.DEFINE_multi_string("phase", None, "restrict to these phases")
+  try:
+    flags.FLAGS(argv)
+  except (flags.Error, KeyError, AttributeError, ValueError) as e:
+    sys.stderr.write(f"xtjax {command}: {str(e).splitlines()[0]} (check the --config file and its "
+                     "keys; overrides must name existing keys)\n")
+    return 2
+  config = config_flag.value
+  if config is None:
+    sys.stderr.write(f"xtjax {command}: --config is required\n{USAGE}")
+    return 2
+  _configure_jax()
+  from xtjax.train import run_all
+  kinds = {"run": None, "train": ("pretrained", "train"), "eval": ("eval",)}[command]
+  names = [n for n, p in config.phases.items()
+           if (kinds is None or p.kind in kinds) and (not phase_flag.value or n in phase_flag.value)]
+  unknown = set(phase_flag.value or ()) - set(config.phases)
+  if unknown:
+    sys.stderr.write(f"xtjax {command}: unknown phase(s) {sorted(unknown)}: the config has "
+                     f"{', '.join(config.phases)}\n")
+    return 2
+  run_all(config, only=names)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,38 @@
+"""Defaults shared by every config file; each file's ``get_config(arg)`` starts from `base_config`."""
+
+from __future__ import annotations
+
+from ml_collections import ConfigDict, config_dict
+
+from xtjax.sharding import PRESETS
+
+
+def base_config() -> ConfigDict:
+  c = ConfigDict()
+  c.run_dir = "runs/default"
+  c.seed = 0
+  # Hub id or local Hugging Face directory; tokenizer defaults to the same place.
+  c.model = ConfigDict(dict(checkpoint="xlm-roberta-large", tokenizer="", dtype="bfloat16",
+                            remat=False))
+  c.mesh = PRESETS["data"]["mesh"]
+  c.sharding_rules = PRESETS["data"]["rules"]
+  # hub_mirror: a local directory laid out like the hub (repo/config/*.parquet) used instead of it.
+  c.data = ConfigDict(dict(hub_mirror=config_dict.placeholder(str), strict=False, max_length=128))
+  # jiant's defaults (jiant/shared/model_setup.py): AdamW, lr 1e-5, eps 1e-8, weight decay 0.01,
+  # 10% linear warmup then linear decay, clipping at 1.0.
+  c.optim = ConfigDict(dict(lr=1e-5, warmup=0.1, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8,
+                            clip=1.0, grad_accum_steps=1, freeze=()))
+  # steps=0 means epochs * train size / batch_size; dev_examples=0 evaluates the whole dev set.
+  c.train = ConfigDict(dict(batch_size=32, eval_batch_size=128, epochs=2.0, steps=0,
+                            log_every=50, eval_every=1000, dev_examples=0, keep=2,
+                            async_checkpoints=True))
+  c.phases = ConfigDict()
+  return c
+
+
+def sharding_preset(c: ConfigDict, name: str) -> None:
+  """Applies one of `xtjax.sharding.PRESETS` ('data', 'fsdp', 'tensor') to config ``c``."""
+  if name not in PRESETS:
+    raise ValueError(f"unknown sharding preset {name!r}: use {', '.join(PRESETS)}")
+  c.mesh = PRESETS[name]["mesh"]
+  c.sharding_rules = PRESETS[name]["rules"]

@@ -1,0 +1,249 @@
+"""Generated data in the exact Hugging Face hub schemas and layouts, and a tiny XLM-R tokenizer.
+
+NLI design: an example is an abstract set of facts (who has how many objects of which colour),
+rendered in every language (XNLI-style parallel data). The label depends only on anchors that
+languages share, person names and digits: entailment restates a premise fact, contradiction
+gives that person another number (often another person's), neutral speaks of someone absent.
+Verbs, nouns, colours and function words come from made-up lexicons: Latin-script languages
+borrow cognates of the English words (de most, fr/es less, others little); the rest use fresh
+words in their own script, transliterated names and their own word order (SOV, VSO, noun-adj).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import random
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import yaml
+
+from xtjax.data.tasks import NLI_LABELS
+
+_NAMES = ("Anna", "Ben", "Carla", "David", "Elena", "Felix", "Greta", "Hugo", "Ines", "Jonas",
+          "Klara", "Luca", "Maria", "Nico", "Olga", "Paul", "Rosa", "Sami", "Tom", "Vera")
+_NUMBERS = tuple(str(n) for n in range(2, 20))
+_VERBS = ("has", "owns", "keeps", "holds")
+_NOUNS = ("apples", "books", "cats", "dogs", "cars", "chairs", "pens", "cups", "hats", "boxes",
+          "birds", "lamps", "shoes", "keys", "coins", "plates")
+_COLOURS = ("red", "blue", "green", "black", "white", "yellow", "brown", "grey")
+_FILLERS = ("today", "yesterday", "now", "still")
+_WORDS = _VERBS + _NOUNS + _COLOURS + _FILLERS + ("and", "exactly")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Language:
+  kinship: float  # share of words that are cognates of the English word
+  suffixes: tuple[str, ...] = ("",)  # cognate endings
+  letters: str = "bdfgklmnprstvz"  # consonants of fresh words
+  script: int = 0  # first code point of the script a..z map onto; 0 keeps Latin
+  order: str = "svo"  # svo, sov (verb last) or vso (verb first)
+  adj_after: bool = False  # noun-adjective order
+
+
+_LANGUAGES = {
+    "en": _Language(1.0),
+    "de": _Language(0.8, ("e", "en", "er"), "bdfgklmnrstwz"),
+    "fr": _Language(0.6, ("e", "es", "eur"), "bcdfjlmnprstv", adj_after=True),
+    "es": _Language(0.6, ("o", "a", "os"), "bcdfglmnprst", adj_after=True),
+    "vi": _Language(0.2, ("", "h"), "bcdghklmnpqtx", adj_after=True),
+    "sw": _Language(0.2, ("i", "a"), "bdgjkmnstwz", order="svo"),
+    "tr": _Language(0.2, ("ler", "lar"), "bcdgkmnprstyz", order="sov"),
+    "ru": _Language(0.3, ("y", "a", "ov"), "bdgklmnprstvz", 0x430),
+    "bg": _Language(0.3, ("i", "a", "ove"), "bdgklmnprstvz", 0x430),
+    "el": _Language(0.1, ("os", "a"), "dgklmnprst", 0x3B1),
+    "ar": _Language(0.0, letters="bdfhjklmnqrst", script=0x628, order="vso", adj_after=True),
+    "ur": _Language(0.0, letters="bdghjklmnprst", script=0x628, order="sov"),
+    "hi": _Language(0.0, letters="bdghjklmnprst", script=0x915, order="sov"),
+    "th": _Language(0.0, letters="bdgklmnprstw", script=0xE01, adj_after=True),
+    "zh": _Language(0.0, letters="bcdfghjklmnpqrstwxz", script=0x4E00),
+}
+
+
+def _transliterate(word: str, script: int) -> str:
+  if not script:
+    return word
+  return "".join(chr(script + ord(c) - ord("a")) if "a" <= c <= "z" else c for c in word.lower())
+
+
+@functools.cache
+def _lexicon(language: str) -> dict[str, str]:
+  """The language's word for each English word and name (fixed: it does not depend on any seed)."""
+  if language not in _LANGUAGES:
+    raise ValueError(f"no synthetic lexicon for language {language!r}: "
+                     f"choose from {', '.join(_LANGUAGES)}")
+  lang = _LANGUAGES[language]
+  lexicon, used = {}, set()
+  for word in _WORDS:
+    rng = random.Random(f"{language}/{word}")
+    new = word if language == "en" else None
+    if new is None and rng.random() < lang.kinship:
+      new = word[:max(3, len(word) - 1)] + rng.choice(lang.suffixes)
+    while new is None or new in used:
+      syllables = rng.randint(2, 3)
+      new = "".join(rng.choice(lang.letters) + rng.choice("aeiou") for _ in range(syllables))
+    used.add(new)
+    lexicon[word] = _transliterate(new, lang.script)
+  for name in _NAMES:
+    lexicon[name] = _transliterate(name, lang.script)
+  return lexicon
+
+
+def _sample(rng: random.Random, label: int) -> dict:
+  """An abstract premise/hypothesis pair with the given label (index into NLI_LABELS)."""
+  k = rng.randint(1, 3)
+  names, numbers, nouns = rng.sample(_NAMES, k + 1), rng.sample(_NUMBERS, k), rng.sample(_NOUNS, k)
+  facts = [dict(name=names[j], number=numbers[j], noun=nouns[j], verb=rng.choice(_VERBS),
+                colour=rng.choice(_COLOURS)) for j in range(k)]
+  target = dict(rng.choice(facts), verb=rng.choice(_VERBS))
+  if NLI_LABELS[label] == "contradiction":
+    others = [n for n in numbers if n != target["number"]]
+    pool = others if others and rng.random() < 0.5 else [n for n in _NUMBERS if n not in numbers]
+    target["number"] = rng.choice(pool)
+  elif NLI_LABELS[label] == "neutral":
+    target["name"] = names[k]
+    if rng.random() < 0.5:
+      target["number"] = rng.choice(_NUMBERS)
+    if rng.random() < 0.3:
+      target["noun"] = rng.choice(_NOUNS)
+  if rng.random() < 0.5:
+    target["colour"] = None
+  target["exactly"] = rng.random() < 0.3
+  filler = rng.choice(_FILLERS) if rng.random() < 0.4 else None
+  return dict(facts=facts, hypothesis=target, filler=filler)
+
+
+def _clause(fact: dict, lexicon: dict[str, str], lang: _Language) -> str:
+  noun = [lexicon[fact["noun"]]]
+  if fact.get("colour"):
+    noun = noun + [lexicon[fact["colour"]]] if lang.adj_after else [lexicon[fact["colour"]]] + noun
+  obj = ([lexicon["exactly"]] if fact.get("exactly") else []) + [fact["number"]] + noun
+  name, verb = lexicon[fact["name"]], lexicon[fact["verb"]]
+  words = {"svo": [name, verb, *obj], "sov": [name, *obj, verb], "vso": [verb, name, *obj]}
+  return " ".join(words[lang.order])
+
+
+def _render(example: dict, language: str) -> tuple[str, str]:
+  lexicon, lang = _lexicon(language), _LANGUAGES[language]
+  clauses = [_clause(f, lexicon, lang) for f in example["facts"]]
+  premise = clauses[-1] if len(clauses) == 1 else (
+      ", ".join(clauses[:-1]) + f" {lexicon['and']} " + clauses[-1])
+  if example["filler"]:
+    premise = f"{lexicon[example['filler']]} {premise}"
+  return premise + " .", _clause(example["hypothesis"], lexicon, lang) + " ."
+
+
+def _examples(n: int, rng: random.Random) -> list[tuple[dict, int]]:
+  labels = [i % len(NLI_LABELS) for i in range(n)]
+  rng.shuffle(labels)
+  return [(_sample(rng, label), label) for label in labels]
+
+
+def write_hub_config(repo_dir, config_name: str, splits: dict[str, datasets.Dataset]) -> dict:
+  """Writes one config of a hub-style dataset repo: ``<config>/<split>-00000-of-00001.parquet``
+  files and its ``configs``/``dataset_info`` entries in README.md (other configs are kept)."""
+  repo_dir = Path(repo_dir)
+  (repo_dir / config_name).mkdir(parents=True, exist_ok=True)
+  files = {}
+  for split, ds in splits.items():
+    files[split] = f"{config_name}/{split}-00000-of-00001.parquet"
+    pq.write_table(ds.with_format("arrow")[:], repo_dir / files[split])
+  readme = repo_dir / "README.md"
+  meta = {}
+  if readme.exists():
+    meta = yaml.safe_load(readme.read_text().split("---")[1]) or {}
+  features = next(iter(splits.values())).features
+  info = dict(config_name=config_name, features=features._to_yaml_list(),
+              splits=[dict(name=s, num_bytes=ds.data.nbytes, num_examples=len(ds))
+                      for s, ds in splits.items()])
+  config = dict(config_name=config_name,
+                data_files=[dict(split=s, path=p) for s, p in files.items()])
+  for key, entry in (("dataset_info", info), ("configs", config)):
+    meta[key] = [e for e in meta.get(key, []) if e["config_name"] != config_name] + [entry]
+    meta[key].sort(key=lambda e: e["config_name"])
+  readme.write_text(f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n"
+                    f"Synthetic local mirror written by xtjax.data.synthetic.\n")
+  return {split: str(repo_dir / path) for split, path in files.items()}
+
+
+MNLI_FEATURES = datasets.Features({
+    "premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
+    "label": datasets.ClassLabel(names=list(NLI_LABELS)), "idx": datasets.Value("int32")})
+XNLI_FEATURES = datasets.Features({
+    "sentence1": datasets.Value("string"), "sentence2": datasets.Value("string"),
+    "language": datasets.Value("string"), "gold_label": datasets.Value("string")})
+
+
+def write_nli_mirror(root, *, languages=("en", "de", "fr", "es", "ru"), n_train: int = 6000,
+                     n_dev: int = 300, n_test: int = 300, seed: int = 0) -> dict:
+  """Writes synthetic MNLI (``root/nyu-mll/glue``, config mnli: English train and both validation
+  splits, n_dev rows each) and XNLI (``root/google/xtreme``, config XNLI: n_dev validation and
+  n_test test rows per language, parallel across languages), each split from its own seed."""
+  languages = tuple(languages)
+  for language in languages:
+    _lexicon(language)
+  root = Path(root)
+  rngs = [random.Random(f"{seed}/{split}") for split in range(5)]
+
+  def mnli(n, rng):
+    rows = [(*_render(ex, "en"), label) for ex, label in _examples(n, rng)]
+    return datasets.Dataset.from_dict(
+        {"premise": [r[0] for r in rows], "hypothesis": [r[1] for r in rows],
+         "label": [r[2] for r in rows], "idx": list(range(n))}, features=MNLI_FEATURES)
+
+  def xnli(n, rng):
+    examples = _examples(n, rng)
+    rows = [(*_render(ex, lang), lang, NLI_LABELS[label])
+            for lang in languages for ex, label in examples]
+    return datasets.Dataset.from_dict(
+        {name: [r[j] for r in rows] for j, name in enumerate(XNLI_FEATURES)},
+        features=XNLI_FEATURES)
+
+  glue = write_hub_config(root / "nyu-mll" / "glue", "mnli", {
+      "train": mnli(n_train, rngs[0]), "validation_matched": mnli(n_dev, rngs[1]),
+      "validation_mismatched": mnli(n_dev, rngs[2])})
+  xtreme = write_hub_config(root / "google" / "xtreme", "XNLI", {
+      "validation": xnli(n_dev, rngs[3]), "test": xnli(n_test, rngs[4])})
+  return {"mnli": {"path": str(root / "nyu-mll" / "glue"), "config": "mnli", "files": glue,
+                   "sizes": {"train": n_train, "validation_matched": n_dev,
+                             "validation_mismatched": n_dev}},
+          "xnli": {"path": str(root / "google" / "xtreme"), "config": "XNLI", "files": xtreme,
+                   "sizes_per_language": {"validation": n_dev, "test": n_test}},
+          "languages": languages, "seed": seed}
+
+
+XLMR_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+
+
+def train_tokenizer(texts, out_dir, *, vocab_size: int = 2000) -> int:
+  """Trains a Unigram tokenizer laid out like XLM-R's (<s>=0 <pad>=1 </s>=2 <unk>=3, <mask> last,
+  RoBERTa pair template) and saves it so ``AutoTokenizer.from_pretrained(out_dir)`` loads it.
+  Returns the vocabulary size, <mask> included."""
+  from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+  tok = Tokenizer(models.Unigram())
+  tok.pre_tokenizer = pre_tokenizers.Sequence([
+      pre_tokenizers.WhitespaceSplit(),
+      pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")])
+  tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+  trainer = trainers.UnigramTrainer(vocab_size=vocab_size - 1, special_tokens=list(XLMR_SPECIALS),
+                                    unk_token="<unk>", show_progress=False)
+  tok.train_from_iterator(texts, trainer=trainer)
+  tok.add_special_tokens(["<mask>"])
+  tok.post_processor = processors.TemplateProcessing(
+      single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+      special_tokens=[("<s>", 0), ("</s>", 2)])
+  out_dir = Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  tok.save(str(out_dir / "tokenizer.json"))
+  config = dict(tokenizer_class="XLMRobertaTokenizer", bos_token="<s>", eos_token="</s>",
+                sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
+                mask_token="<mask>", add_prefix_space=True, model_max_length=512)
+  (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+  (out_dir / "special_tokens_map.json").write_text(json.dumps(
+      {k: config[k] for k in ("bos_token", "eos_token", "sep_token", "cls_token", "unk_token",
+                              "pad_token", "mask_token")}, indent=2) + "\n")
+  return tok.get_vocab_size()

@@ -1,0 +1,43 @@
+"""The optax optimizer of a training phase: AdamW with linear warmup and decay, as jiant and XTREME.
+
+No weight decay on biases and LayerNorm; global-norm clipping; optional gradient accumulation
+(`optax.MultiSteps`) and frozen parameters (``optim.freeze`` regexes, which get no optimizer state).
+"""
+
+from __future__ import annotations
+
+import re
+
+import optax
+
+
+def schedule(lr: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
+  warmup_steps = max(0, min(warmup_steps, total_steps))
+  return optax.join_schedules(
+      [optax.linear_schedule(0.0, lr, warmup_steps),
+       optax.linear_schedule(lr, 0.0, max(1, total_steps - warmup_steps))], [warmup_steps])
+
+
+def decays(name: str) -> bool:
+  """Weight decay applies to kernels and embeddings, not to biases or LayerNorm scales."""
+  return not name.endswith(("/bias", "/scale"))
+
+
+def make_optimizer(optim, total_steps: int, param_names) -> optax.GradientTransformation:
+  """``optim`` holds lr, warmup (steps, or a fraction of total_steps when < 1), weight_decay,
+  b1, b2, eps, clip (global norm; 0 disables), grad_accum_steps and freeze (regexes)."""
+  warmup = optim.warmup
+  warmup_steps = int(round(warmup * total_steps)) if warmup < 1 else int(warmup)
+  decay_mask = {k: decays(k) for k in param_names}
+  adamw = optax.adamw(schedule(optim.lr, total_steps, warmup_steps), b1=optim.b1, b2=optim.b2,
+                      eps=optim.eps, weight_decay=optim.weight_decay, mask=decay_mask)
+  tx = optax.chain(optax.clip_by_global_norm(optim.clip), adamw) if optim.clip else adamw
+  frozen = [re.compile(p) for p in optim.get("freeze", ())]
+  if frozen:
+    labels = {k: "frozen" if any(p.fullmatch(k) for p in frozen) else "trained" for k in param_names}
+    if "trained" not in labels.values():
+      raise ValueError(f"optim.freeze {list(optim.freeze)} freezes every parameter: nothing to train")
+    tx = optax.partition({"trained": tx, "frozen": optax.set_to_zero()}, labels)
+  if optim.grad_accum_steps > 1:
+    tx = optax.MultiSteps(tx, every_k_schedule=optim.grad_accum_steps)
+  return tx

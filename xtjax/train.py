@@ -1,0 +1,291 @@
+"""The run: phases in order (pretrained -> intermediate -> target -> zero-shot eval), each bridged by
+an orbax checkpoint under ``run_dir/<phase>``.
+
+A finished phase (``result.json`` present) is skipped; an interrupted one resumes from its latest
+checkpoint, including the data iterator position.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import tqdm
+from etils import epath
+
+from xtjax import sharding as shd
+from xtjax.checkpoint import PhaseCheckpoints, load_merged
+from xtjax.data import pipeline
+from xtjax.data.tasks import get_task
+from xtjax.models.heads import TaskModel
+from xtjax.models.loading import load_config, load_tokenizer, read_hf_params
+from xtjax.optim import make_optimizer
+from xtjax.params import Model
+from xtjax.steps import make_eval_step, make_train_step, opt_shardings
+
+log = logging.getLogger(__name__)
+PHASE_KINDS = ("pretrained", "train", "eval")
+
+
+class Run:
+  """Everything the phases of one run share: config, mesh, shardings, tokenizer, model config."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    self.config = config
+    self.dir = epath.Path(config.run_dir)
+    self.mesh = shd.make_mesh(config.mesh)
+    self.rules = [tuple(r) for r in config.sharding_rules]
+    self.batch_sh = shd.batch_sharding(self.mesh, self.rules)
+    self._tokenizer = self._model_source = None
+
+  @property
+  def hf_path(self):
+    return self.model_source[0]
+
+  @property
+  def model_cfg(self):
+    return self.model_source[1]
+
+  @property
+  def model_source(self):
+    if self._model_source is None:
+      self._model_source = load_config(self.config.model.checkpoint)
+    return self._model_source
+
+  @property
+  def tokenizer(self):
+    if self._tokenizer is None:
+      self._tokenizer = load_tokenizer(self.config.model.get("tokenizer") or str(self.hf_path))
+    return self._tokenizer
+
+  def phase(self, name: str) -> ml_collections.ConfigDict:
+    if name not in self.config.phases:
+      raise ValueError(f"unknown phase {name!r}: the config has {', '.join(self.config.phases)}")
+    return self.config.phases[name]
+
+  def model(self, heads: dict) -> tuple[Model, dict]:
+    dtype = jnp.dtype(self.config.model.dtype)
+    model = Model.create(lambda rngs: TaskModel(self.model_cfg, heads, dtype=dtype,
+                                                remat=self.config.model.remat, rngs=rngs))
+    shardings = shd.param_shardings(model.shapes(), model.logical_axes(), self.mesh, self.rules)
+    return model, shardings
+
+  def init_params(self, model: Model, shardings: dict, seed: int) -> dict:
+    with jax.set_mesh(self.mesh):
+      return jax.jit(model.init, out_shardings=shardings)(jax.random.key(seed))
+
+  def checkpoints(self, name: str, **kw) -> PhaseCheckpoints:
+    return PhaseCheckpoints(self.dir / name / "checkpoints", keep=self.config.train.keep,
+                            async_save=self.config.train.async_checkpoints, **kw)
+
+  def result(self, name: str) -> dict | None:
+    path = self.dir / name / "result.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+  def write_result(self, name: str, result: dict) -> None:
+    if jax.process_index() == 0:
+      (self.dir / name).mkdir(parents=True, exist_ok=True)
+      (self.dir / name / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+
+  def trained_params(self, name: str, model: Model, shardings: dict, *, dont_load=(),
+                     head_map=None, fresh_seed: int = 0) -> tuple[dict, dict]:
+    """Parameters for ``model`` from the selected step of finished phase ``name``."""
+    done = self.result(name)
+    if done is None:
+      raise FileNotFoundError(f"phase {name!r} has not finished in {self.dir}: run it first "
+                              f"(xtjax run runs phases in order)")
+    fresh = self.init_params(model, shardings, fresh_seed)
+    ckpt = self.checkpoints(name)
+    with jax.set_mesh(self.mesh):
+      params, plan = load_merged(ckpt, done["selected_step"], fresh, shardings,
+                                 dont_load=dont_load, head_map=head_map)
+    ckpt.close()
+    return params, plan
+
+
+def run_pretrained(run: Run, name: str) -> dict:
+  """Converts the Hugging Face checkpoint into the phase's orbax checkpoint (encoder only)."""
+  model, shardings = run.model({})
+  with jax.set_mesh(run.mesh):
+    params = read_hf_params(run.hf_path, model.shapes(), run.model_cfg, shardings=shardings)
+  ckpt = run.checkpoints(name)
+  ckpt.save(0, params, meta={"phase": name, "source": str(run.config.model.checkpoint)}, force=True)
+  ckpt.wait()
+  ckpt.close()
+  return {"selected_step": 0, "source": str(run.config.model.checkpoint)}
+
+
+def phase_settings(run: Run, phase) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
+  """The run's optim and train settings with the phase's own overrides applied."""
+  optim, train = run.config.optim.copy_and_resolve_references(), run.config.train.copy_and_resolve_references()
+  for base, key in ((optim, "optim"), (train, "train")):
+    overrides = phase.get(key, {}) or {}
+    unknown = [k for k in overrides if k not in base]
+    if unknown:
+      raise ValueError(f"unknown {key} key(s) {unknown} in phase config: use {', '.join(base)}")
+    base.update(overrides)
+  return optim, train
+
+
+def load_split(run: Run, task, split: str, language: str | None = None):
+  source = task.source(split)
+  ds = pipeline.load_source(source, language=language, hub_mirror=run.config.data.hub_mirror)
+  ds, report = pipeline.normalize(ds, source, task, strict=run.config.data.strict)
+  return pipeline.tokenize(ds, run.tokenizer, run.config.data.max_length), report
+
+
+def predict(run: Run, eval_step, params, ds, batch_size: int) -> np.ndarray:
+  """Logits for every row of ``ds``, in order, gathered to every host."""
+  from jax.experimental import multihost_utils
+  outputs = []
+  for local, n_real in pipeline.eval_batches(ds, batch_size):
+    batch = shd.global_batch(local, run.batch_sh)
+    logits = eval_step(params, batch)
+    full = multihost_utils.process_allgather(logits, tiled=True) if jax.process_count() > 1 else logits
+    outputs.append(np.asarray(full)[:n_real])
+  return np.concatenate(outputs)
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+  return float((logits.argmax(-1) == labels).mean() * 100)
+
+
+def run_train(run: Run, name: str, phase) -> dict:
+  """Trains one task from the ``init_from`` phase, evaluating on English dev for model selection."""
+  task = get_task(phase.task)
+  optim, train = phase_settings(run, phase)
+  model, param_sh = run.model({task.name: (task.kind, len(task.labels))})
+  train_ds, train_report = load_split(run, task, "train")
+  dev_ds, dev_report = load_split(run, task, "dev", "en" if task.dev.language_column else None)
+  if train.dev_examples:  # jiant validates on a fixed subset during training
+    dev_ds = dev_ds.select(range(min(train.dev_examples, len(dev_ds))))
+  steps = train.steps or math.ceil(train.epochs * len(train_ds) / train.batch_size)
+  updates = max(1, steps // optim.grad_accum_steps)
+  tx = make_optimizer(optim, updates, list(param_sh))
+  micro_batch = train.batch_size // optim.grad_accum_steps
+
+  ckpt = run.checkpoints(name, select_metric="dev_accuracy")
+  data_iter = pipeline.train_batches(train_ds, micro_batch, seed=run.config.seed)
+  opt_abstract = jax.eval_shape(tx.init, model.shapes())
+  opt_sh = opt_shardings(opt_abstract, model.shapes(), param_sh, run.mesh)
+  latest = ckpt.latest_step()
+  if latest is not None:  # resume an interrupted phase
+    abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=param_sh[k])
+                for k, v in model.shapes().items()}
+    abstract_opt = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                opt_abstract, opt_sh)
+    with jax.set_mesh(run.mesh):
+      restored = ckpt.restore(latest, abstract, abstract_opt, data_iter)
+    params, opt_state, meta = restored["params"], restored["opt_state"], ckpt.meta(latest)
+    start, history, plan = latest, meta["history"], meta["plan"]
+    log.info("%s: resuming at step %d", name, start)
+  else:
+    params, plan = run.trained_params(phase.init_from, model, param_sh,
+                                      dont_load=list(phase.get("dont_load", [])),
+                                      head_map=dict(phase.get("head_map", {}) or {}),
+                                      fresh_seed=run.config.seed)
+    with jax.set_mesh(run.mesh):
+      opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
+    start, history = 0, []
+
+  train_step = make_train_step(model, tx, task.name, task.kind, param_sh, opt_sh, run.batch_sh)
+  eval_step = make_eval_step(model, task.name, param_sh, run.batch_sh)
+  writer = metric_writer(run, name)
+  base_rng = jax.random.key(run.config.seed + 1)
+  pending, t0 = [], time.time()
+
+  def evaluate_and_save(step: int):
+    acc = accuracy(predict(run, eval_step, params, dev_ds, train.eval_batch_size),
+                   np.asarray(dev_ds["label"]))
+    history.append({"step": step, "dev_accuracy": acc})
+    if writer:
+      writer.add_scalar("dev/accuracy", acc, step)
+    ckpt.save(step, params, opt_state, data_iter, metrics={"dev_accuracy": acc},
+              meta={"phase": name, "step": step, "history": history, "plan": plan,
+                    "config": run.config.to_dict()})
+    return acc
+
+  bar = tqdm.tqdm(range(start, steps), initial=start, total=steps, desc=name,
+                  disable=jax.process_index() != 0, mininterval=2)
+  with jax.set_mesh(run.mesh):
+    for step in bar:
+      batch = shd.global_batch(next(data_iter), run.batch_sh)
+      params, opt_state, metrics = train_step(params, opt_state, batch,
+                                              jax.random.fold_in(base_rng, step))
+      pending.append(metrics)
+      done = step + 1
+      if done % train.log_every == 0 or done == steps:
+        logged = flush_metrics(pending, done, name)
+        pending = []
+        bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.1f}")
+        if writer:
+          for k, v in logged.items():
+            writer.add_scalar(f"train/{k}", v, done)
+          writer.add_scalar("train/steps_per_second", train.log_every / (time.time() - t0), done)
+        t0 = time.time()
+      if done % train.eval_every == 0 or done == steps:
+        if pending:
+          flush_metrics(pending, done, name)
+          pending = []
+        bar.set_description(f"{name} dev {evaluate_and_save(done):.1f}")
+  ckpt.wait()
+  ckpt.close()
+  if writer:
+    writer.close()
+  best = max(history, key=lambda h: h["dev_accuracy"])
+  return {"task": task.name, "steps": steps, "selected_step": best["step"],
+          "dev_accuracy": best["dev_accuracy"], "history": history, "loaded_from": plan,
+          "data": {"train": train_report, "dev": dev_report}}
+
+
+def flush_metrics(pending: list, step: int, phase: str) -> dict:
+  """Fetches the accumulated step metrics from the device (once per log interval)."""
+  host = jax.device_get(pending)
+  loss = float(np.mean([m["loss"] for m in host]))
+  if not math.isfinite(loss):
+    raise FloatingPointError(f"phase {phase}: loss is {loss} by step {step}; lower optim.lr, "
+                             "enable optim.clip or check the data (no checkpoint was written for it)")
+  count = sum(int(m["count"]) for m in host)
+  return {"loss": loss, "accuracy": 100 * sum(int(m["correct"]) for m in host) / max(count, 1),
+          "grad_norm": float(np.mean([m["grad_norm"] for m in host]))}
+
+
+def metric_writer(run: Run, name: str):
+  if jax.process_index() != 0:
+    return None
+  from tensorboardX import SummaryWriter
+  return SummaryWriter(os.fspath(run.dir / name / "tensorboard"))
+
+
+def run_all(config: ml_collections.ConfigDict, only: list[str] | None = None) -> dict:
+  """Runs the config's phases in order (or only the named ones), skipping finished ones."""
+  from xtjax.evaluate import run_eval
+  run = Run(config)
+  results = {}
+  for name, phase in config.phases.items():
+    if only and name not in only:
+      continue
+    if phase.kind not in PHASE_KINDS:
+      raise ValueError(f"phase {name}: unknown kind {phase.kind!r}; use one of {PHASE_KINDS}")
+    done = run.result(name)
+    if done is not None:
+      log.info("phase %s already finished; skipping", name)
+      results[name] = done
+      continue
+    log.info("phase %s (%s) starting", name, phase.kind)
+    if phase.kind == "pretrained":
+      result = run_pretrained(run, name)
+    elif phase.kind == "train":
+      result = run_train(run, name, phase)
+    else:
+      result = run_eval(run, name, phase)
+    run.write_result(name, result)
+    results[name] = result
+  return results
