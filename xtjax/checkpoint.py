@@ -17,6 +17,20 @@ import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
 
+def _registry() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
+  """Handlers for every item, so a fresh manager can read metadata and partial items."""
+  registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+  for item, save, restore, handler in (
+      ("params", ocp.args.PyTreeSave, ocp.args.PyTreeRestore, ocp.PyTreeCheckpointHandler),
+      ("opt_state", ocp.args.PyTreeSave, ocp.args.PyTreeRestore, ocp.PyTreeCheckpointHandler),
+      ("meta", ocp.args.JsonSave, ocp.args.JsonRestore, ocp.JsonCheckpointHandler),
+      ("data", grain.checkpoint.CheckpointSave, grain.checkpoint.CheckpointRestore,
+       grain.checkpoint.CheckpointHandler)):
+    registry.add(item, save, handler())
+    registry.add(item, restore, handler())
+  return registry
+
+
 class PhaseCheckpoints:
   """An async orbax CheckpointManager for one phase directory."""
 
@@ -27,7 +41,7 @@ class PhaseCheckpoints:
       keep_policies.append(policies.BestN(
           get_metric_fn=lambda m: m[select_metric], n=1, reverse=select_mode == "min",
           keep_checkpoints_without_metrics=False))
-    self.manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+    self.manager = ocp.CheckpointManager(directory, handler_registry=_registry(), options=ocp.CheckpointManagerOptions(
         enable_async_checkpointing=async_save,
         preservation_policy=policies.AnyPreservationPolicy(keep_policies)))
 

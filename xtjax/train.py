@@ -24,6 +24,7 @@ from xtjax import sharding as shd
 from xtjax.checkpoint import PhaseCheckpoints, load_merged
 from xtjax.data import pipeline
 from xtjax.data.tasks import get_task
+from xtjax.evaluate import run_eval
 from xtjax.models.heads import TaskModel
 from xtjax.models.loading import load_config, load_tokenizer, read_hf_params
 from xtjax.optim import make_optimizer
@@ -31,7 +32,7 @@ from xtjax.params import Model
 from xtjax.steps import make_eval_step, make_train_step, opt_shardings
 
 log = logging.getLogger(__name__)
-PHASE_KINDS = ("pretrained", "train", "eval")
+PHASE_KINDS = ("demo_assets", "pretrained", "train", "eval")
 
 
 class Run:
@@ -40,6 +41,8 @@ class Run:
   def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.dir = epath.Path(config.run_dir)
+    if "://" not in config.run_dir:  # orbax needs absolute local paths; gs:// stays as is
+      self.dir = self.dir.absolute()
     self.mesh = shd.make_mesh(config.mesh)
     self.rules = [tuple(r) for r in config.sharding_rules]
     self.batch_sh = shd.batch_sharding(self.mesh, self.rules)
@@ -56,14 +59,18 @@ class Run:
   @property
   def model_source(self):
     if self._model_source is None:
-      self._model_source = load_config(self.config.model.checkpoint)
+      self._model_source = load_config(self.path(self.config.model.checkpoint))
     return self._model_source
 
   @property
   def tokenizer(self):
     if self._tokenizer is None:
-      self._tokenizer = load_tokenizer(self.config.model.get("tokenizer") or str(self.hf_path))
+      self._tokenizer = load_tokenizer(self.path(self.config.model.tokenizer) or str(self.hf_path))
     return self._tokenizer
+
+  def path(self, value: str | None) -> str | None:
+    """Config paths may refer to the run directory as ``{run_dir}``."""
+    return value.replace("{run_dir}", str(self.dir)) if value else value
 
   def phase(self, name: str) -> ml_collections.ConfigDict:
     if name not in self.config.phases:
@@ -116,10 +123,10 @@ def run_pretrained(run: Run, name: str) -> dict:
   with jax.set_mesh(run.mesh):
     params = read_hf_params(run.hf_path, model.shapes(), run.model_cfg, shardings=shardings)
   ckpt = run.checkpoints(name)
-  ckpt.save(0, params, meta={"phase": name, "source": str(run.config.model.checkpoint)}, force=True)
+  ckpt.save(0, params, meta={"phase": name, "source": str(run.hf_path)}, force=True)
   ckpt.wait()
   ckpt.close()
-  return {"selected_step": 0, "source": str(run.config.model.checkpoint)}
+  return {"selected_step": 0, "source": str(run.hf_path)}
 
 
 def phase_settings(run: Run, phase) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
@@ -136,7 +143,7 @@ def phase_settings(run: Run, phase) -> tuple[ml_collections.ConfigDict, ml_colle
 
 def load_split(run: Run, task, split: str, language: str | None = None):
   source = task.source(split)
-  ds = pipeline.load_source(source, language=language, hub_mirror=run.config.data.hub_mirror)
+  ds = pipeline.load_source(source, language=language, hub_mirror=run.path(run.config.data.hub_mirror))
   ds, report = pipeline.normalize(ds, source, task, strict=run.config.data.strict)
   return pipeline.tokenize(ds, run.tokenizer, run.config.data.max_length), report
 
@@ -264,12 +271,36 @@ def metric_writer(run: Run, name: str):
   return SummaryWriter(os.fspath(run.dir / name / "tensorboard"))
 
 
+def phase_order(config: ml_collections.ConfigDict) -> list[str]:
+  """Phases sorted so that each runs after those it starts from (init_from, from_phase, after)."""
+  deps = {}
+  for name, phase in config.phases.items():
+    deps[name] = [d for d in (phase.get("init_from"), phase.get("from_phase"), phase.get("after")) if d]
+    for d in deps[name]:
+      if d not in config.phases:
+        raise ValueError(f"phase {name} depends on unknown phase {d!r}: the config has "
+                         f"{', '.join(config.phases)}")
+  order: list[str] = []
+
+  def visit(name, stack=()):
+    if name in stack:
+      raise ValueError(f"phases depend on each other in a cycle: {' -> '.join(stack + (name,))}")
+    if name not in order:
+      for d in deps[name]:
+        visit(d, stack + (name,))
+      order.append(name)
+
+  for name in deps:
+    visit(name)
+  return order
+
+
 def run_all(config: ml_collections.ConfigDict, only: list[str] | None = None) -> dict:
   """Runs the config's phases in order (or only the named ones), skipping finished ones."""
-  from xtjax.evaluate import run_eval
   run = Run(config)
   results = {}
-  for name, phase in config.phases.items():
+  for name in phase_order(config):
+    phase = config.phases[name]
     if only and name not in only:
       continue
     if phase.kind not in PHASE_KINDS:
@@ -280,7 +311,10 @@ def run_all(config: ml_collections.ConfigDict, only: list[str] | None = None) ->
       results[name] = done
       continue
     log.info("phase %s (%s) starting", name, phase.kind)
-    if phase.kind == "pretrained":
+    if phase.kind == "demo_assets":
+      from xtjax.demo import prepare
+      result = prepare(run.dir, config.demo)
+    elif phase.kind == "pretrained":
       result = run_pretrained(run, name)
     elif phase.kind == "train":
       result = run_train(run, name, phase)

@@ -1,0 +1,151 @@
+"""The three-phase run end to end on generated data in the upstream schemas, with a tiny model:
+phase bridging (dont_load, head_map), skip-if-finished, resume after interruption, clear errors."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import configs.demo as demo_config
+from xtjax import cli
+from xtjax import train as train_lib
+from xtjax.checkpoint import PhaseCheckpoints
+
+
+def tiny_config(run_dir, **train):
+  c = demo_config.get_config()
+  c.run_dir = str(run_dir)
+  c.demo.update(languages=("en", "de"), n_train=128, n_dev=24, n_test=24, vocab_size=400,
+                hidden_size=32, max_positions=64)
+  c.data.max_length = 64
+  c.phases.zero_shot.languages = ("en", "de")
+  c.train.update(batch_size=16, eval_batch_size=16, steps=6, eval_every=3, log_every=2, **train)
+  return c
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+  config = tiny_config(tmp_path_factory.mktemp("run"))
+  results = train_lib.run_all(config)
+  return config, results
+
+
+def selected_params(config, phase):
+  run = train_lib.Run(config)
+  ckpt = PhaseCheckpoints(run.dir / phase / "checkpoints")
+  step = run.result(phase)["selected_step"]
+  shapes = ckpt.param_shapes(step)
+  abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in shapes.items()}
+  return {k: np.asarray(v) for k, v in ckpt.restore(step, abstract)["params"].items()}
+
+
+def test_every_phase_finishes_and_writes_its_outputs(finished_run):
+  config, results = finished_run
+  assert list(results) == ["demo_assets", "pretrained", "intermediate", "target", "zero_shot"]
+  zero_shot = results["zero_shot"]
+  assert set(zero_shot["scores"]) == {"en", "de"}
+  assert zero_shot["examples"] == {"en": 24, "de": 24}
+  out = train_lib.Run(config).dir / "zero_shot"
+  assert json.loads((out / "results.json").read_text())["scores"] == zero_shot["scores"]
+  assert "| xnli | accuracy |" in (out / "results.md").read_text()
+  preds = (out / "predictions" / "xnli" / "test-de.tsv").read_text().split()
+  assert len(preds) == 24 and set(preds) <= {"entailment", "neutral", "contradiction"}
+  assert list((train_lib.Run(config).dir / "target" / "tensorboard").glob("events.out.tfevents*"))
+  target = results["target"]
+  assert target["selected_step"] in (3, 6)
+  assert [h["step"] for h in target["history"]] == [3, 6]
+
+
+def test_target_starts_from_intermediate_encoder_and_fresh_dont_load_heads(finished_run):
+  config, _ = finished_run
+  run = train_lib.Run(config)
+  inter = selected_params(config, "intermediate")
+  model, shardings = run.model({"xnli": ("classification", 3)})
+  params, plan = run.trained_params("intermediate", model, shardings,
+                                    dont_load=["heads/xnli/.*"], fresh_seed=7)
+  fresh = run.init_params(model, shardings, 7)
+  encoder = [k for k in params if k.startswith("encoder/")]
+  assert encoder and all(plan[k] == k for k in encoder)
+  for k in encoder:
+    np.testing.assert_array_equal(np.asarray(params[k]), inter[k], err_msg=k)
+  heads = [k for k in params if k.startswith("heads/")]
+  assert heads and all(plan[k] is None for k in heads)
+  for k in heads:
+    np.testing.assert_array_equal(np.asarray(params[k]), np.asarray(fresh[k]), err_msg=k)
+  # With head_map instead, the MNLI head is carried over to XNLI exactly.
+  params, _ = run.trained_params("intermediate", model, shardings, head_map={"xnli": "mnli"})
+  for k in heads:
+    np.testing.assert_array_equal(np.asarray(params[k]), inter[k.replace("xnli", "mnli")])
+
+
+def test_mismatches_are_errors_naming_the_parameters(finished_run):
+  config, _ = finished_run
+  run = train_lib.Run(config)
+  model, shardings = run.model({"xnli": ("classification", 3)})
+  with pytest.raises(ValueError, match=r"missing from the checkpoint: \['heads/xnli/dense/bias'"):
+    run.trained_params("intermediate", model, shardings)
+  model5, shardings5 = run.model({"mnli": ("classification", 5)})
+  with pytest.raises(ValueError, match=r"heads/mnli/out_proj/bias: checkpoint \(3,\) vs model \(5,\)"):
+    run.trained_params("intermediate", model5, shardings5)
+
+
+def test_rerunning_a_finished_run_does_nothing(finished_run, monkeypatch):
+  config, results = finished_run
+  for fn in ("run_train", "run_pretrained", "run_eval"):
+    monkeypatch.setattr(train_lib, fn, lambda *a, **k: pytest.fail("a finished phase re-ran"))
+  assert train_lib.run_all(config) == json.loads(json.dumps(results))
+
+
+def test_interrupted_phase_resumes_to_the_same_result(finished_run, tmp_path, monkeypatch):
+  config, results = finished_run
+  config = config.copy_and_resolve_references()
+  config.run_dir = str(tmp_path)
+  src = train_lib.Run(finished_run[0]).dir
+  import shutil
+  for phase in ("demo_assets", "pretrained", "intermediate"):
+    shutil.copytree(src / phase, tmp_path / phase)
+  shutil.copytree(src / "assets", tmp_path / "assets")
+
+  real_flush, calls = train_lib.flush_metrics, []
+
+  def crash_after_first_eval(pending, step, phase):
+    calls.append(step)
+    if step == 4:  # the checkpoint of step 3 exists; steps 4.. are lost
+      raise KeyboardInterrupt
+    return real_flush(pending, step, phase)
+
+  monkeypatch.setattr(train_lib, "flush_metrics", crash_after_first_eval)
+  with pytest.raises(KeyboardInterrupt):
+    train_lib.run_all(config, only=["target"])
+  assert train_lib.Run(config).result("target") is None
+  monkeypatch.setattr(train_lib, "flush_metrics", real_flush)
+  resumed = train_lib.run_all(config, only=["target"])["target"]
+  assert resumed["history"] == results["target"]["history"]  # identical dev accuracy per step
+  ours, theirs = selected_params(config, "target"), selected_params(finished_run[0], "target")
+  for k in theirs:
+    np.testing.assert_allclose(ours[k], theirs[k], atol=1e-6, err_msg=k)
+
+
+def test_nan_loss_stops_with_a_clear_error(finished_run, tmp_path):
+  config, _ = finished_run
+  with pytest.raises(FloatingPointError, match="phase target: loss is nan by step 2"):
+    train_lib.flush_metrics([{"loss": np.float32("nan"), "count": 1, "correct": 0,
+                              "grad_norm": 1.0}] * 2, 2, "target")
+
+
+def test_cli_errors_are_one_clear_line(capsys, tmp_path):
+  assert cli.main(["xtjax", "run", "--config", "configs/demo.py", "--config.optim.lrr=1"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert "lrr" in err and len(err.splitlines()) == 1
+  assert cli.main(["xtjax", "bogus"]) == 2
+  assert "unknown command 'bogus'" in capsys.readouterr().err
+
+
+def test_missing_data_is_a_clear_error(finished_run, tmp_path):
+  config = tiny_config(tmp_path)
+  config.data.hub_mirror = str(tmp_path / "nowhere")
+  run = train_lib.Run(config)
+  from xtjax.data.tasks import get_task
+  with pytest.raises(FileNotFoundError, match="nyu-mll/glue.*does not exist under data.hub_mirror"):
+    train_lib.load_split(run, get_task("mnli"), "train")

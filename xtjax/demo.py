@@ -1,0 +1,42 @@
+"""Offline demo assets: generated multilingual NLI data in the hub layouts, a tokenizer trained on
+it, and a tiny random-init XLM-R saved in the Hugging Face layout (the demo's "pretrained" model).
+
+Written by the ``demo_assets`` phase of ``configs/demo.py`` under ``run_dir/assets``, so the rest
+of the run goes through exactly the code paths of a real run.
+"""
+
+from __future__ import annotations
+
+import datasets
+import jax
+from etils import epath
+
+from xtjax.data import synthetic
+from xtjax.models.heads import TaskModel
+from xtjax.models.loading import save_hf
+from xtjax.models.xlmr import XLMRConfig
+from xtjax.params import Model
+
+
+def prepare(run_dir, spec) -> dict:
+  """Writes ``assets/hub`` (data mirror) and ``assets/model`` (tokenizer + model) under run_dir."""
+  assets = epath.Path(run_dir) / "assets"
+  info = synthetic.write_nli_mirror(assets / "hub", languages=tuple(spec.languages),
+                                    n_train=spec.n_train, n_dev=spec.n_dev, n_test=spec.n_test,
+                                    seed=spec.seed)
+  # Like XLM-R's sentencepiece model, the tokenizer is trained on text of every language.
+  xnli = datasets.load_dataset(str(assets / "hub" / "google" / "xtreme"), "XNLI", split="validation")
+  mnli = datasets.load_dataset(str(assets / "hub" / "nyu-mll" / "glue"), "mnli", split="train")
+  texts = list(xnli["sentence1"]) + list(xnli["sentence2"]) + list(mnli["premise"])
+  vocab = synthetic.train_tokenizer(texts, assets / "model", vocab_size=spec.vocab_size)
+  cfg = XLMRConfig(vocab_size=vocab, hidden_size=spec.hidden_size,
+                   num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
+                   intermediate_size=4 * spec.hidden_size,
+                   max_position_embeddings=spec.max_positions + 2,
+                   hidden_dropout_prob=spec.dropout, attention_probs_dropout_prob=spec.dropout)
+  model = Model.create(lambda rngs: TaskModel(cfg, {"mlm": ("masked_lm", 0)}, rngs=rngs))
+  params = jax.jit(model.init)(jax.random.key(spec.seed))
+  save_hf(assets / "model", params, cfg, {"mlm": "masked_lm"})
+  return {"assets": str(assets), "vocab_size": vocab, "languages": list(info["languages"]),
+          "model": {k: getattr(cfg, k) for k in ("hidden_size", "num_hidden_layers",
+                                                 "num_attention_heads", "vocab_size")}}
