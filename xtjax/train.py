@@ -205,7 +205,7 @@ def run_train(run: Run, name: str, phase) -> dict:
   train_step = make_train_step(model, tx, task.name, task.kind, param_sh, opt_sh, run.batch_sh)
   eval_step = make_eval_step(model, task.name, param_sh, run.batch_sh)
   writer = metric_writer(run, name)
-  base_rng = jax.random.key(run.config.seed + 1)
+  base_rng = jax.random.key(run.config.seed + 1, impl=train.rng_impl)
   pending, t0 = [], time.time()
 
   def evaluate_and_save(step: int):
