@@ -174,9 +174,12 @@ def run_train(run: Run, name: str, phase) -> dict:
   if train.dev_examples:  # jiant validates on a fixed subset during training
     dev_ds = dev_ds.select(range(min(train.dev_examples, len(dev_ds))))
   steps = train.steps or math.ceil(train.epochs * len(train_ds) / train.batch_size)
-  updates = max(1, steps // optim.grad_accum_steps)
-  tx = make_optimizer(optim, updates, list(param_sh))
-  micro_batch = train.batch_size // optim.grad_accum_steps
+  tx = make_optimizer(optim, steps, list(param_sh))
+  accum = optim.grad_accum_steps  # each optimizer step sums this many micro-batches
+  if train.batch_size % accum:
+    raise ValueError(f"train.batch_size {train.batch_size} does not divide into "
+                     f"optim.grad_accum_steps={accum} micro-batches")
+  micro_batch = train.batch_size // accum
 
   ckpt = run.checkpoints(name, select_metric="dev_accuracy")
   data_iter = pipeline.train_batches(train_ds, micro_batch, seed=run.config.seed)
@@ -223,22 +226,22 @@ def run_train(run: Run, name: str, phase) -> dict:
                   disable=jax.process_index() != 0, mininterval=2)
   with jax.set_mesh(run.mesh):
     for step in bar:
-      batch = shd.global_batch(next(data_iter), run.batch_sh)
-      params, opt_state, metrics = train_step(params, opt_state, batch,
-                                              jax.random.fold_in(base_rng, step))
-      pending.append(metrics)
+      for micro in range(accum):
+        batch = shd.global_batch(next(data_iter), run.batch_sh)
+        params, opt_state, metrics = train_step(params, opt_state, batch,
+                                                jax.random.fold_in(base_rng, step * accum + micro))
+        pending.append(metrics)
       done = step + 1
       if done % train.log_every == 0 or done == steps:
+        rate = len(pending) / accum / (time.time() - t0)
         logged = flush_metrics(pending, done, name)
-        pending = []
+        pending, t0 = [], time.time()
         bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.1f}")
         if writer:
-          for k, v in logged.items():
+          for k, v in dict(logged, steps_per_second=rate).items():
             writer.add_scalar(f"train/{k}", v, done)
-          writer.add_scalar("train/steps_per_second", train.log_every / (time.time() - t0), done)
-        t0 = time.time()
       if done % train.eval_every == 0 or done == steps:
-        if pending:
+        if pending:  # never checkpoint parameters whose loss has not been checked
           flush_metrics(pending, done, name)
           pending = []
         bar.set_description(f"{name} dev {evaluate_and_save(done):.1f}")

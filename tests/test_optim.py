@@ -1,0 +1,66 @@
+"""The phase optimizer: schedule values, the weight-decay mask, accumulation and freezing."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from xtjax.optim import decays, make_optimizer, schedule
+
+
+def optim(**kw):
+  base = dict(lr=1e-3, warmup=0.1, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, clip=1.0,
+              grad_accum_steps=1, freeze=())
+  return ml_collections.ConfigDict(dict(base, **kw))
+
+
+def test_linear_warmup_then_linear_decay():
+  s = schedule(1e-3, total_steps=100, warmup_steps=10)
+  np.testing.assert_allclose([s(0), s(5), s(10), s(55), s(100)], [0, 5e-4, 1e-3, 5e-4, 0],
+                             atol=1e-9)
+
+
+def test_no_weight_decay_on_biases_and_layernorm():
+  assert decays("encoder/layers/0/attention/query/kernel")
+  assert decays("encoder/embeddings/word_embeddings/embedding")
+  assert not decays("encoder/layers/0/attention/query/bias")
+  assert not decays("encoder/layers/0/ffn_norm/scale")
+  # With zero gradients only weight decay moves parameters: kernels shrink, biases do not.
+  params = {"a/kernel": jnp.ones(3), "a/bias": jnp.ones(3), "n/scale": jnp.ones(3)}
+  tx = make_optimizer(optim(warmup=0, weight_decay=0.5, clip=0), 10, list(params))
+  updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+  assert float(updates["a/kernel"][0]) == pytest.approx(-1e-3 * 0.5)
+  assert float(updates["a/bias"][0]) == 0 and float(updates["n/scale"][0]) == 0
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+  w = {"w/kernel": jnp.array([0.5, -1.0])}
+  x = jnp.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5], [-2.0, 1.0]])
+  y = jnp.array([1.0, 0.0, 2.0, -1.0])
+  loss = lambda p, xb, yb: jnp.mean((xb @ p["w/kernel"] - yb) ** 2)
+
+  big = make_optimizer(optim(warmup=0), 10, list(w))
+  updates, _ = big.update(jax.grad(loss)(w, x, y), big.init(w), w)
+  expected = optax.apply_updates(w, updates)
+
+  acc = make_optimizer(optim(warmup=0, grad_accum_steps=2), 10, list(w))
+  state, p = acc.init(w), w
+  for half in (slice(0, 2), slice(2, 4)):
+    updates, state = acc.update(jax.grad(loss)(p, x[half], y[half]), state, p)
+    p = optax.apply_updates(p, updates)
+  np.testing.assert_allclose(p["w/kernel"], expected["w/kernel"], rtol=1e-6)
+
+
+def test_frozen_parameters_do_not_move_and_have_no_adam_state():
+  params = {"encoder/x/kernel": jnp.ones(3), "heads/t/kernel": jnp.ones(3)}
+  tx = make_optimizer(optim(warmup=0, freeze=("encoder/.*",)), 10, list(params))
+  state = tx.init(params)
+  moments = [x for x in jax.tree.leaves(state) if getattr(x, "shape", ()) == (3,)]
+  assert len(moments) == 2  # Adam's mu and nu of the trained head only
+  updates, _ = tx.update(jax.tree.map(jnp.ones_like, params), state, params)
+  assert not np.any(np.asarray(updates["encoder/x/kernel"]))
+  assert np.all(np.asarray(updates["heads/t/kernel"]) < 0)
+  with pytest.raises(ValueError, match="freezes every parameter"):
+    make_optimizer(optim(freeze=(".*",)), 10, list(params))
