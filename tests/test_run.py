@@ -149,3 +149,32 @@ def test_missing_data_is_a_clear_error(finished_run, tmp_path):
   from xtjax.data.tasks import get_task
   with pytest.raises(FileNotFoundError, match="nyu-mll/glue.*does not exist under data.hub_mirror"):
     train_lib.load_split(run, get_task("mnli"), "train")
+
+
+def test_mnli_xnli_config_through_the_cli(tmp_path, capsys):
+  """configs/phang2020/mnli_xnli.py as a user runs it, on hub-layout fixtures of all 15 languages."""
+  import ml_collections
+  from xtjax.data.tasks import XNLI_LANGS
+  from xtjax.demo import prepare
+  spec = ml_collections.ConfigDict(dict(
+      languages=XNLI_LANGS, n_train=64, n_dev=16, n_test=8, seed=1, vocab_size=500,
+      hidden_size=32, num_layers=1, num_heads=2, max_positions=64, dropout=0.1))
+  prepare(tmp_path, spec)
+  assets = tmp_path / "assets"
+  code = cli.main(["xtjax", "run", "--config", "configs/phang2020/mnli_xnli.py:base",
+                   f"--config.run_dir={tmp_path / 'run'}",
+                   f"--config.model.checkpoint={assets / 'model'}",
+                   f"--config.data.hub_mirror={assets / 'hub'}", "--config.model.dtype=float32",
+                   "--config.data.max_length=64", "--config.train.steps=2",
+                   "--config.train.batch_size=16", "--config.train.eval_batch_size=16",
+                   "--config.optim.lr=1e-4"])
+  assert code == 0
+  table = capsys.readouterr().out
+  assert "| task | metric | " + " | ".join(XNLI_LANGS) + " | avg |" in table
+  result = json.loads((tmp_path / "run" / "zero_shot" / "results.json").read_text())
+  assert list(result["scores"]) == list(XNLI_LANGS)
+  assert all(n == 8 for n in result["examples"].values())
+  target = json.loads((tmp_path / "run" / "target" / "result.json").read_text())
+  # The XNLI head started as the intermediate MNLI head (head_map), the encoder likewise.
+  assert target["loaded_from"]["heads/xnli/out_proj/kernel"] == "heads/mnli/out_proj/kernel"
+  assert target["loaded_from"]["encoder/layers/0/output/kernel"] == "encoder/layers/0/output/kernel"

@@ -40,10 +40,14 @@ def main(argv=None) -> int:
 
   from absl import flags
   from ml_collections import config_flags
-  config_flag = config_flags.DEFINE_config_file("config", None, "ml_collections config file")
-  phase_flag = flags.DEFINE_multi_string("phase", None, "restrict to these phases")
+  # Fresh flags per call; override flags (--config.a.b) are declared from argv itself.
+  values = flags.FlagValues()
+  config_flag = config_flags.DEFINE_config_file("config", None, "ml_collections config file",
+                                                flag_values=values, sys_argv=argv)
+  phase_flag = flags.DEFINE_multi_string("phase", None, "restrict to these phases",
+                                         flag_values=values)
   try:
-    flags.FLAGS(argv)
+    values(argv)
   except (flags.Error, KeyError, AttributeError, ValueError) as e:
     sys.stderr.write(f"xtjax {command}: {str(e).splitlines()[0]} (check the --config file and its "
                      "keys; overrides must name existing keys)\n")
