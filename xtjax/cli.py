@@ -30,6 +30,26 @@ def _configure_jax():
                jax.local_device_count(), jax.devices()[0].platform)
 
 
+def _config_file(argv: list[str]) -> str | None:
+  for i, arg in enumerate(argv):
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1].split(":", 1)[0]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1].split(":", 1)[0]
+  return None
+
+
+def _innermost(e: BaseException) -> str:
+  """The root cause of a config error, on one line."""
+  while e.__cause__ is not None or e.__context__ is not None:
+    e = e.__cause__ or e.__context__
+  text = " ".join(str(e).replace("\\n", " ").split())
+  if isinstance(e, KeyError):
+    text = (f"unknown config key {text.strip(chr(39))} "
+            "(overrides must name keys that the config file defines)")
+  return text
+
+
 def main(argv=None) -> int:
   argv = list(sys.argv if argv is None else argv)
   if len(argv) < 2 or argv[1] not in COMMANDS:
@@ -46,15 +66,20 @@ def main(argv=None) -> int:
                                                 flag_values=values, sys_argv=argv)
   phase_flag = flags.DEFINE_multi_string("phase", None, "restrict to these phases",
                                          flag_values=values)
+  config_file = _config_file(argv)
+  if config_file is None:
+    sys.stderr.write(f"xtjax {command}: --config is required\n{USAGE}")
+    return 2
+  if not os.path.exists(config_file):
+    sys.stderr.write(f"xtjax {command}: config file {config_file} does not exist: give a path "
+                     "such as configs/demo.py\n")
+    return 2
   try:
     values(argv)
-  except (flags.Error, KeyError, AttributeError, ValueError) as e:
-    sys.stderr.write(f"xtjax {command}: {str(e).splitlines()[0]} (check the --config file and its "
-                     "keys; overrides must name existing keys)\n")
-    return 2
-  config = config_flag.value
-  if config is None:
-    sys.stderr.write(f"xtjax {command}: --config is required\n{USAGE}")
+    config = config_flag.value
+    config.phases  # a config file that failed to load raises here
+  except Exception as e:  # flag, config-file and override errors alike
+    sys.stderr.write(f"xtjax {command}: {_innermost(e)}\n")
     return 2
   _configure_jax()
   from xtjax.train import run_all
