@@ -91,9 +91,9 @@ def _lexicon(language: str) -> dict[str, str]:
   return lexicon
 
 
-def _sample(rng: random.Random, label: int) -> dict:
+def _sample(rng: random.Random, label: int, max_facts: int) -> dict:
   """An abstract premise/hypothesis pair with the given label (index into NLI_LABELS)."""
-  k = 1
+  k = rng.randint(1, max_facts)
   names, numbers, nouns = rng.sample(_NAMES, k + 1), rng.sample(_NUMBERS, k), rng.sample(_NOUNS, k)
   facts = [dict(name=names[j], number=numbers[j], noun=nouns[j], verb=rng.choice(_VERBS),
                 colour=rng.choice(_COLOURS)) for j in range(k)]
@@ -110,8 +110,8 @@ def _sample(rng: random.Random, label: int) -> dict:
       target["noun"] = rng.choice(_NOUNS)
   if rng.random() < 0.5:
     target["colour"] = None
-  target["exactly"] = False
-  filler = None
+  target["exactly"] = rng.random() < 0.3
+  filler = rng.choice(_FILLERS) if rng.random() < 0.4 else None
   return dict(facts=facts, hypothesis=target, filler=filler)
 
 
@@ -135,10 +135,10 @@ def _render(example: dict, language: str) -> tuple[str, str]:
   return premise + " .", _clause(example["hypothesis"], lexicon, lang) + " ."
 
 
-def _examples(n: int, rng: random.Random) -> list[tuple[dict, int]]:
+def _examples(n: int, rng: random.Random, max_facts: int) -> list[tuple[dict, int]]:
   labels = [i % len(NLI_LABELS) for i in range(n)]
   rng.shuffle(labels)
-  return [(_sample(rng, label), label) for label in labels]
+  return [(_sample(rng, label, max_facts), label) for label in labels]
 
 
 def write_hub_config(repo_dir, config_name: str, splits: dict[str, datasets.Dataset]) -> dict:
@@ -176,11 +176,13 @@ XNLI_FEATURES = datasets.Features({
     "language": datasets.Value("string"), "gold_label": datasets.Value("string")})
 
 
-def write_nli_mirror(root, *, languages=("en", "de", "fr", "es", "ru"), n_train: int = 6000,
-                     n_dev: int = 300, n_test: int = 300, seed: int = 0) -> dict:
+def write_nli_mirror(root, *, languages=("en", "de", "fr", "es", "ru"), n_train: int = 12000,
+                     n_dev: int = 300, n_test: int = 300, max_facts: int = 1,
+                     seed: int = 0) -> dict:
   """Writes synthetic MNLI (``root/nyu-mll/glue``, config mnli: English train and both validation
   splits, n_dev rows each) and XNLI (``root/google/xtreme``, config XNLI: n_dev validation and
-  n_test test rows per language, parallel across languages), each split from its own seed."""
+  n_test test rows per language, parallel across languages), each split from its own seed.
+  Premises state 1..max_facts facts; more than one makes the task much harder to learn."""
   languages = tuple(languages)
   for language in languages:
     _lexicon(language)
@@ -188,13 +190,13 @@ def write_nli_mirror(root, *, languages=("en", "de", "fr", "es", "ru"), n_train:
   rngs = [random.Random(f"{seed}/{split}") for split in range(5)]
 
   def mnli(n, rng):
-    rows = [(*_render(ex, "en"), label) for ex, label in _examples(n, rng)]
+    rows = [(*_render(ex, "en"), label) for ex, label in _examples(n, rng, max_facts)]
     return datasets.Dataset.from_dict(
         {"premise": [r[0] for r in rows], "hypothesis": [r[1] for r in rows],
          "label": [r[2] for r in rows], "idx": list(range(n))}, features=MNLI_FEATURES)
 
   def xnli(n, rng):
-    examples = _examples(n, rng)
+    examples = _examples(n, rng, max_facts)
     rows = [(*_render(ex, lang), lang, NLI_LABELS[label])
             for lang in languages for ex, label in examples]
     return datasets.Dataset.from_dict(
@@ -211,7 +213,7 @@ def write_nli_mirror(root, *, languages=("en", "de", "fr", "es", "ru"), n_train:
                              "validation_mismatched": n_dev}},
           "xnli": {"path": str(root / "google" / "xtreme"), "config": "XNLI", "files": xtreme,
                    "sizes_per_language": {"validation": n_dev, "test": n_test}},
-          "languages": languages, "seed": seed}
+          "languages": languages, "max_facts": max_facts, "seed": seed}
 
 
 XLMR_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
