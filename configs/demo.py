@@ -20,12 +20,12 @@ def get_config(arg: str = ""):
   c = base_config()
   c.run_dir = "runs/demo"
   c.model.update(checkpoint="{run_dir}/assets/model", dtype="float32")
-  c.data.update(hub_mirror="{run_dir}/assets/hub", max_length=32)
-  c.optim.update(lr=2e-3, warmup=0.1, weight_decay=0.01)
+  c.data.update(hub_mirror="{run_dir}/assets/hub", max_length=40)
+  c.optim.update(lr=1e-3, warmup=0.1, weight_decay=0.01)
   c.train.update(batch_size=32, eval_batch_size=256, log_every=25, eval_every=100)
-  c.demo = ConfigDict(dict(languages=LANGUAGES, n_train=6000, n_dev=300, n_test=500, seed=0,
+  c.demo = ConfigDict(dict(languages=LANGUAGES, n_train=12000, n_dev=300, n_test=500, seed=0,
                            vocab_size=1500, hidden_size=64, num_layers=2, num_heads=4,
-                           max_positions=32, dropout=0.1))
+                           max_positions=40, dropout=0.1, pre_layer_norm=False, max_facts=1))
   c.phases.demo_assets = dict(kind="demo_assets")
   c.phases.pretrained = dict(kind="pretrained", after="demo_assets")
   c.phases.intermediate = dict(kind="train", task="mnli", init_from="pretrained",

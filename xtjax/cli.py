@@ -23,7 +23,14 @@ USAGE = "usage: xtjax {" + ",".join(COMMANDS) + "} --config FILE[:ARG] [--config
 def _configure_jax():
   import jax
   if os.environ.get("XTJAX_DISTRIBUTED") == "1":  # set on every worker of a TPU pod by launch/
-    jax.distributed.initialize()
+    # TPU pods are detected automatically; elsewhere name the coordinator and this process.
+    manual = {k: os.environ[f"XTJAX_{k.upper()}"] for k in ("coordinator_address", "num_processes",
+                                                          "process_id") if f"XTJAX_{k.upper()}" in os.environ}
+    for k in ("num_processes", "process_id"):
+      if k in manual:
+        manual[k] = int(manual[k])
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU-only; TPUs ignore it
+    jax.distributed.initialize(**manual)
   logging.getLogger("absl").setLevel(logging.WARNING)
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
   logging.info("process %d/%d with %d local devices (%s)", jax.process_index(), jax.process_count(),

@@ -23,7 +23,7 @@ def prepare(run_dir, spec) -> dict:
   assets = epath.Path(run_dir) / "assets"
   info = synthetic.write_nli_mirror(assets / "hub", languages=tuple(spec.languages),
                                     n_train=spec.n_train, n_dev=spec.n_dev, n_test=spec.n_test,
-                                    seed=spec.seed)
+                                    max_facts=spec.max_facts, seed=spec.seed)
   # Like XLM-R's sentencepiece model, the tokenizer is trained on text of every language.
   xnli = datasets.load_dataset(str(assets / "hub" / "google" / "xtreme"), "XNLI", split="validation")
   mnli = datasets.load_dataset(str(assets / "hub" / "nyu-mll" / "glue"), "mnli", split="train")
@@ -33,7 +33,8 @@ def prepare(run_dir, spec) -> dict:
                    num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
                    intermediate_size=4 * spec.hidden_size,
                    max_position_embeddings=spec.max_positions + 2,
-                   hidden_dropout_prob=spec.dropout, attention_probs_dropout_prob=spec.dropout)
+                   hidden_dropout_prob=spec.dropout, attention_probs_dropout_prob=spec.dropout,
+                   pre_layer_norm=spec.pre_layer_norm)
   model = Model.create(lambda rngs: TaskModel(cfg, {"mlm": ("masked_lm", 0)}, rngs=rngs))
   params = jax.jit(model.init)(jax.random.key(spec.seed))
   save_hf(assets / "model", params, cfg, {"mlm": "masked_lm"})

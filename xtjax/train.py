@@ -246,10 +246,11 @@ def run_train(run: Run, name: str, phase) -> dict:
           pending = []
         bar.set_description(f"{name} dev {evaluate_and_save(done):.1f}")
   ckpt.wait()
+  kept = set(ckpt.manager.all_steps())  # retention keeps the best; among ties, any kept one
   ckpt.close()
   if writer:
     writer.close()
-  best = max(history, key=lambda h: h["dev_accuracy"])
+  best = max((h for h in history if h["step"] in kept), key=lambda h: (h["dev_accuracy"], h["step"]))
   return {"task": task.name, "steps": steps, "selected_step": best["step"],
           "dev_accuracy": best["dev_accuracy"], "history": history, "loaded_from": plan,
           "data": {"train": train_report, "dev": dev_report}}

@@ -2,11 +2,15 @@
 
 NLI design: an example is an abstract set of facts (who has how many objects of which colour),
 rendered in every language (XNLI-style parallel data). The label depends only on anchors that
-languages share, person names and digits: entailment restates a premise fact, contradiction
-gives that person another number (often another person's), neutral speaks of someone absent.
+languages share, person names and digits: entailment restates a premise fact; contradiction
+gives that person 0 or another number; neutral adds a second object (with its own number) or
+speaks of someone absent. The digit-marked forms make most labels learnable from the hypothesis
+alone, as MNLI's annotation artifacts do; the rest need comparing hypothesis and premise.
 Verbs, nouns, colours and function words come from made-up lexicons: Latin-script languages
 borrow cognates of the English words (de most, fr/es less, others little); the rest use fresh
-words in their own script, transliterated names and their own word order (SOV, VSO, noun-adj).
+words in their own script, transliterated names and their own word order (SOV, VSO, noun-adj);
+ar, ur and hi write numbers in their own numerals (zh in half of the examples), so they share
+few or no anchors with English.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class _Language:
   script: int = 0  # first code point of the script a..z map onto; 0 keeps Latin
   order: str = "svo"  # svo, sov (verb last) or vso (verb first)
   adj_after: bool = False  # noun-adjective order
+  numerals: str = ""  # the language's own numerals 0..9, used instead of ASCII digits ...
+  native: float = 1.0  # ... in this share of the examples
 
 
 _LANGUAGES = {
@@ -54,11 +60,15 @@ _LANGUAGES = {
     "ru": _Language(0.3, ("y", "a", "ov"), "bdgklmnprstvz", 0x430),
     "bg": _Language(0.3, ("i", "a", "ove"), "bdgklmnprstvz", 0x430),
     "el": _Language(0.1, ("os", "a"), "dgklmnprst", 0x3B1),
-    "ar": _Language(0.0, letters="bdfhjklmnqrst", script=0x628, order="vso", adj_after=True),
-    "ur": _Language(0.0, letters="bdghjklmnprst", script=0x628, order="sov"),
-    "hi": _Language(0.0, letters="bdghjklmnprst", script=0x915, order="sov"),
+    "ar": _Language(0.0, letters="bdfhjklmnqrst", script=0x628, order="vso", adj_after=True,
+                    numerals="٠١٢٣٤٥٦٧٨٩"),
+    "ur": _Language(0.0, letters="bdghjklmnprst", script=0x628, order="sov",
+                    numerals="۰۱۲۳۴۵۶۷۸۹"),
+    "hi": _Language(0.0, letters="bdghjklmnprst", script=0x915, order="sov",
+                    numerals="०१२३४५६७८९"),
     "th": _Language(0.0, letters="bdgklmnprstw", script=0xE01, adj_after=True),
-    "zh": _Language(0.0, letters="bcdfghjklmnpqrstwxz", script=0x4E00),
+    "zh": _Language(0.0, letters="bcdfghjklmnpqrstwxz", script=0x4E00, numerals="〇一二三四五六七八九",
+                    native=0.5),
 }
 
 
@@ -91,6 +101,11 @@ def _lexicon(language: str) -> dict[str, str]:
   return lexicon
 
 
+# Share of contradiction and neutral pairs marked by digits, the anchors every language shares
+# (like the annotation artifacts of MNLI hypotheses); the rest need premise-hypothesis comparison.
+_CUE = 0.9
+
+
 def _sample(rng: random.Random, label: int, max_facts: int) -> dict:
   """An abstract premise/hypothesis pair with the given label (index into NLI_LABELS)."""
   k = rng.randint(1, max_facts)
@@ -98,10 +113,15 @@ def _sample(rng: random.Random, label: int, max_facts: int) -> dict:
   facts = [dict(name=names[j], number=numbers[j], noun=nouns[j], verb=rng.choice(_VERBS),
                 colour=rng.choice(_COLOURS)) for j in range(k)]
   target = dict(rng.choice(facts), verb=rng.choice(_VERBS))
-  if NLI_LABELS[label] == "contradiction":
+  cued = rng.random() < _CUE
+  if NLI_LABELS[label] == "contradiction" and cued:
+    target["number"] = "0"  # "Anna has 0 apples" contradicts "Anna has 5 apples"
+  elif NLI_LABELS[label] == "contradiction":
     others = [n for n in numbers if n != target["number"]]
     pool = others if others and rng.random() < 0.5 else [n for n in _NUMBERS if n not in numbers]
     target["number"] = rng.choice(pool)
+  elif NLI_LABELS[label] == "neutral" and cued:  # a second object the premise says nothing of
+    target["extra"] = (rng.choice(_NUMBERS), rng.choice([n for n in _NOUNS if n != target["noun"]]))
   elif NLI_LABELS[label] == "neutral":
     target["name"] = names[k]
     if rng.random() < 0.5:
@@ -112,14 +132,17 @@ def _sample(rng: random.Random, label: int, max_facts: int) -> dict:
     target["colour"] = None
   target["exactly"] = rng.random() < 0.3
   filler = rng.choice(_FILLERS) if rng.random() < 0.4 else None
-  return dict(facts=facts, hypothesis=target, filler=filler)
+  return dict(facts=facts, hypothesis=target, filler=filler, numerals=rng.random())
 
 
-def _clause(fact: dict, lexicon: dict[str, str], lang: _Language) -> str:
+def _clause(fact: dict, lexicon: dict[str, str], lang: _Language, native: bool) -> str:
   noun = [lexicon[fact["noun"]]]
   if fact.get("colour"):
     noun = noun + [lexicon[fact["colour"]]] if lang.adj_after else [lexicon[fact["colour"]]] + noun
-  obj = ([lexicon["exactly"]] if fact.get("exactly") else []) + [fact["number"]] + noun
+  number = lambda n: "".join(lang.numerals[int(d)] for d in n) if native else n
+  obj = ([lexicon["exactly"]] if fact.get("exactly") else []) + [number(fact["number"])] + noun
+  if fact.get("extra"):
+    obj += [lexicon["and"], number(fact["extra"][0]), lexicon[fact["extra"][1]]]
   name, verb = lexicon[fact["name"]], lexicon[fact["verb"]]
   words = {"svo": [name, verb, *obj], "sov": [name, *obj, verb], "vso": [verb, name, *obj]}
   return " ".join(words[lang.order])
@@ -127,12 +150,13 @@ def _clause(fact: dict, lexicon: dict[str, str], lang: _Language) -> str:
 
 def _render(example: dict, language: str) -> tuple[str, str]:
   lexicon, lang = _lexicon(language), _LANGUAGES[language]
-  clauses = [_clause(f, lexicon, lang) for f in example["facts"]]
+  native = bool(lang.numerals) and example["numerals"] < lang.native
+  clauses = [_clause(f, lexicon, lang, native) for f in example["facts"]]
   premise = clauses[-1] if len(clauses) == 1 else (
       ", ".join(clauses[:-1]) + f" {lexicon['and']} " + clauses[-1])
   if example["filler"]:
     premise = f"{lexicon[example['filler']]} {premise}"
-  return premise + " .", _clause(example["hypothesis"], lexicon, lang) + " ."
+  return premise + " .", _clause(example["hypothesis"], lexicon, lang, native) + " ."
 
 
 def _examples(n: int, rng: random.Random, max_facts: int) -> list[tuple[dict, int]]:
