@@ -48,5 +48,5 @@ def test_refuses_code_execution(tmp_path, monkeypatch):
 def test_legacy_format_names_the_fix(tmp_path):
   path = tmp_path / "old.bin"
   torch.save({"w": torch.ones(2)}, path, _use_new_zipfile_serialization=False)
-  with pytest.raises(ValueError, match=r"legacy \(pre-1\.6\) format: re-save it .* safetensors"):
+  with pytest.raises(ValueError, match=r"legacy \(pre-1\.6\) format: re-save it .*safetensors"):
     load_torch_state_dict(path)
