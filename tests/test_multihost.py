@@ -7,8 +7,7 @@ import socket
 import subprocess
 import sys
 
-import ml_collections
-
+import configs.demo as demo_config
 from xtjax.demo import prepare
 
 
@@ -19,10 +18,9 @@ def free_port() -> int:
 
 
 def test_two_processes_finish_one_run(tmp_path):
-  spec = ml_collections.ConfigDict(dict(
-      languages=("en", "de"), n_train=128, n_dev=24, n_test=24, seed=0, vocab_size=400,
-      hidden_size=32, num_layers=1, num_heads=2, max_positions=64, dropout=0.1,
-      pre_layer_norm=False, max_facts=1))
+  spec = demo_config.get_config().demo
+  spec.update(languages=("en", "de"), n_train=128, n_dev=24, n_test=24, vocab_size=400,
+              hidden_size=32, num_layers=1, num_heads=2, max_positions=64)
   prepare(tmp_path, spec)
   port = free_port()
   cmd = [sys.executable, "-m", "xtjax.cli", "run", "--config", "configs/demo.py",

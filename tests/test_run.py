@@ -153,12 +153,11 @@ def test_missing_data_is_a_clear_error(finished_run, tmp_path):
 
 def test_mnli_xnli_config_through_the_cli(tmp_path, capsys):
   """configs/phang2020/mnli_xnli.py as a user runs it, on hub-layout fixtures of all 15 languages."""
-  import ml_collections
   from xtjax.data.tasks import XNLI_LANGS
   from xtjax.demo import prepare
-  spec = ml_collections.ConfigDict(dict(
-      languages=XNLI_LANGS, n_train=64, n_dev=16, n_test=8, seed=1, vocab_size=500,
-      hidden_size=32, num_layers=1, num_heads=2, max_positions=64, dropout=0.1))
+  spec = demo_config.get_config().demo
+  spec.update(languages=XNLI_LANGS, n_train=64, n_dev=16, n_test=8, seed=1, vocab_size=500,
+              hidden_size=32, num_layers=1, num_heads=2, max_positions=64)
   prepare(tmp_path, spec)
   assets = tmp_path / "assets"
   code = cli.main(["xtjax", "run", "--config", "configs/phang2020/mnli_xnli.py:base",

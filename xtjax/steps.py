@@ -54,7 +54,7 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, task: str, k
     (value, counts), grads = jax.value_and_grad(loss, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    return params, opt_state, {"loss": value, "grad_norm": optax.global_norm(grads), **counts}
+    return params, opt_state, {"loss": value, "grad_norm": optax.tree.norm(grads), **counts}
 
   return jax.jit(step, in_shardings=(param_sh, opt_sh, batch_sh, replicated),
                  out_shardings=(param_sh, opt_sh, replicated), donate_argnums=(0, 1))
