@@ -41,14 +41,16 @@ class XLMRConfig:
     return self.hidden_size // self.num_attention_heads
 
 
+# Architectures of the released checkpoints (runs read each checkpoint's config.json; presets serve
+# benchmarks and shape checks without a download).
 PRESETS = {
     "xlm-roberta-base": XLMRConfig(),
     "xlm-roberta-large": XLMRConfig(hidden_size=1024, num_hidden_layers=24,
                                     num_attention_heads=16, intermediate_size=4096),
-    "facebook/xlm-roberta-xl": XLMRConfig(hidden_size=2560, num_hidden_layers=36,
+    "facebook/xlm-roberta-xl": XLMRConfig(vocab_size=250880, hidden_size=2560, num_hidden_layers=36,
                                           num_attention_heads=32, intermediate_size=10240,
                                           pre_layer_norm=True),
-    "facebook/xlm-roberta-xxl": XLMRConfig(hidden_size=4096, num_hidden_layers=48,
+    "facebook/xlm-roberta-xxl": XLMRConfig(vocab_size=250880, hidden_size=4096, num_hidden_layers=48,
                                            num_attention_heads=32, intermediate_size=16384,
                                            pre_layer_norm=True),
 }
