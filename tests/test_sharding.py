@@ -2,7 +2,6 @@
 gives the same loss and parameters on a 1-device and an 8-device mesh."""
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest

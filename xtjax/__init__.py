@@ -4,3 +4,6 @@ from xtjax.models import (PRESETS, TaskModel, XLMRConfig, XLMREncoder, load_enco
                           load_task_model, load_tokenizer, save_hf)
 
 __version__ = "0.1.0"
+
+__all__ = ["PRESETS", "TaskModel", "XLMRConfig", "XLMREncoder", "load_encoder", "load_task_model",
+           "load_tokenizer", "save_hf"]

@@ -72,11 +72,6 @@ class Run:
     """Config paths may refer to the run directory as ``{run_dir}``."""
     return value.replace("{run_dir}", str(self.dir)) if value else value
 
-  def phase(self, name: str) -> ml_collections.ConfigDict:
-    if name not in self.config.phases:
-      raise ValueError(f"unknown phase {name!r}: the config has {', '.join(self.config.phases)}")
-    return self.config.phases[name]
-
   def model(self, heads: dict) -> tuple[Model, dict]:
     dtype = jnp.dtype(self.config.model.dtype)
     model = Model.create(lambda rngs: TaskModel(self.model_cfg, heads, dtype=dtype,

@@ -8,7 +8,6 @@ last batch with masked rows (``example_mask`` 0), so results do not depend on th
 from __future__ import annotations
 
 import logging
-import math
 import os
 
 import datasets
@@ -137,7 +136,3 @@ def eval_batches(ds: datasets.Dataset, global_batch_size: int):
       batch["label"][:k] = rows["label"]
       batch["example_mask"][:k] = 1
     yield batch, stop - start
-
-
-def num_batches(n: int, batch_size: int) -> int:
-  return math.ceil(n / batch_size)
