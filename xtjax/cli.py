@@ -13,7 +13,7 @@ import sys
 
 COMMANDS = {
     "run": "run every phase of the config in order, skipping finished ones",
-    "train": "run the pretrained and train phases",
+    "train": "run the phases that build models (assets, pretrained conversion, training)",
     "eval": "run the eval phases (their models must be trained)",
 }
 USAGE = "usage: xtjax {" + ",".join(COMMANDS) + "} --config FILE[:ARG] [--config.KEY=VALUE ...]\n" + \
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     return 2
   _configure_jax()
   from xtjax.train import run_all
-  kinds = {"run": None, "train": ("pretrained", "train"), "eval": ("eval",)}[command]
+  kinds = {"run": None, "train": ("demo_assets", "pretrained", "train"), "eval": ("eval",)}[command]
   names = [n for n, p in config.phases.items()
            if (kinds is None or p.kind in kinds) and (not phase_flag.value or n in phase_flag.value)]
   unknown = set(phase_flag.value or ()) - set(config.phases)
