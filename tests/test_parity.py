@@ -103,6 +103,17 @@ def test_pytorch_bin_and_export_round_trip(tmp_path):
     np.testing.assert_array_equal(back.state_dict()[name].numpy(), value.numpy(), err_msg=name)
 
 
+def test_bfloat16_safetensors(tmp_path):
+  """Checkpoints stored in bfloat16 load exactly (upcast to float32 parameters)."""
+  ref = save(tf.XLMRobertaModel, tf.XLMRobertaConfig, tmp_path / "f32")
+  ref.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+  ref = ref.float()  # the same bfloat16-rounded weights, computed in float32
+  ids, mask = batch()
+  out = xtjax.load_encoder(str(tmp_path / "bf16"))(ids, mask)
+  with torch.no_grad():
+    close(out.last_hidden_state, ref(torch.tensor(ids), attention_mask=torch.tensor(mask))[0])
+
+
 def test_hub_id_offline_from_cache(tmp_path, monkeypatch):
   """A hub id resolves from a populated Hugging Face cache with HF_HUB_OFFLINE=1."""
   src = tmp_path / "src"

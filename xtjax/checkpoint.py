@@ -122,14 +122,16 @@ def plan_merge(source: dict, target: dict, *, dont_load: Iterable[str] = (),
   return plan
 
 
-def load_merged(ckpt: PhaseCheckpoints, step: int, fresh: dict, shardings: dict, *,
+def load_merged(ckpt: PhaseCheckpoints, step: int, shapes: dict, shardings: dict, init_fresh, *,
                 dont_load=(), head_map=None) -> tuple[dict, dict]:
-  """Fresh parameters with every non-``dont_load`` entry replaced from ``ckpt`` at ``step``.
+  """Parameters for a model of ``shapes``: from ``ckpt`` at ``step``, or from
+  ``init_fresh(keys)`` for the keys that stay fresh (only those are initialised).
 
   Returns (params, plan); the plan records where each parameter came from.
   """
-  plan = plan_merge(ckpt.param_shapes(step), fresh, dont_load=dont_load, head_map=head_map)
-  wanted = {src: jax.ShapeDtypeStruct(fresh[k].shape, fresh[k].dtype, sharding=shardings[k])
+  plan = plan_merge(ckpt.param_shapes(step), shapes, dont_load=dont_load, head_map=head_map)
+  wanted = {src: jax.ShapeDtypeStruct(shapes[k].shape, shapes[k].dtype, sharding=shardings[k])
             for k, src in plan.items() if src is not None}
-  loaded = ckpt.restore(step, wanted)["params"]
+  loaded = ckpt.restore(step, wanted)["params"] if wanted else {}
+  fresh = init_fresh([k for k, src in plan.items() if src is None])
   return {k: fresh[k] if src is None else loaded[src] for k, src in plan.items()}, plan

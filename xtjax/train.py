@@ -79,9 +79,12 @@ class Run:
     shardings = shd.param_shardings(model.shapes(), model.logical_axes(), self.mesh, self.rules)
     return model, shardings
 
-  def init_params(self, model: Model, shardings: dict, seed: int) -> dict:
+  def init_params(self, model: Model, shardings: dict, seed: int, keys=None) -> dict:
+    """Freshly initialised parameters (only ``keys``, if given: XLA skips the others' init)."""
+    keys = list(shardings) if keys is None else list(keys)
+    init = lambda rng: {k: v for k, v in model.init(rng).items() if k in keys}
     with jax.set_mesh(self.mesh):
-      return jax.jit(model.init, out_shardings=shardings)(jax.random.key(seed))
+      return jax.jit(init, out_shardings={k: shardings[k] for k in keys})(jax.random.key(seed))
 
   def checkpoints(self, name: str, **kw) -> PhaseCheckpoints:
     return PhaseCheckpoints(self.dir / name / "checkpoints", keep=self.config.train.keep,
@@ -103,10 +106,10 @@ class Run:
     if done is None:
       raise FileNotFoundError(f"phase {name!r} has not finished in {self.dir}: run it first "
                               f"(xtjax run runs phases in order)")
-    fresh = self.init_params(model, shardings, fresh_seed)
     ckpt = self.checkpoints(name)
     with jax.set_mesh(self.mesh):
-      params, plan = load_merged(ckpt, done["selected_step"], fresh, shardings,
+      params, plan = load_merged(ckpt, done["selected_step"], model.shapes(), shardings,
+                                 lambda keys: self.init_params(model, shardings, fresh_seed, keys),
                                  dont_load=dont_load, head_map=head_map)
     ckpt.close()
     return params, plan
@@ -140,7 +143,8 @@ def load_split(run: Run, task, split: str, language: str | None = None):
   source = task.source(split)
   ds = pipeline.load_source(source, language=language, hub_mirror=run.path(run.config.data.hub_mirror))
   ds, report = pipeline.normalize(ds, source, task, strict=run.config.data.strict)
-  return pipeline.tokenize(ds, run.tokenizer, run.config.data.max_length), report
+  return pipeline.tokenize(ds, run.tokenizer, run.config.data.max_length,
+                           pair=source.text_b is not None), report
 
 
 def predict(run: Run, eval_step, params, ds, batch_size: int) -> np.ndarray:

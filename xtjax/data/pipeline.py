@@ -87,10 +87,9 @@ def normalize(ds: datasets.Dataset, source: Source, task: Task, *, strict: bool 
   return ds.remove_columns("problem"), report
 
 
-def tokenize(ds: datasets.Dataset, tokenizer, max_length: int) -> datasets.Dataset:
+def tokenize(ds: datasets.Dataset, tokenizer, max_length: int, *, pair: bool) -> datasets.Dataset:
   """Token ids padded to ``max_length`` (static shapes), as numpy-formatted columns."""
   def encode(batch):
-    pair = any(batch["text_b"])
     enc = tokenizer(batch["text_a"], batch["text_b"] if pair else None, truncation=True,
                     max_length=max_length, padding="max_length")
     return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}

@@ -94,9 +94,14 @@ class TensorReader:
     """The tensor, or only ``index`` (a tuple of slices) of it, as numpy."""
     if self._files[name] is None:
       return np.asarray(self._arrays[name][index])
+    import jax
     from safetensors import safe_open
     with safe_open(self._files[name], framework="np") as f:
-      return f.get_slice(name)[index] if index else f.get_tensor(name)
+      if f.get_slice(name).get_dtype() != "BF16":
+        return f.get_slice(name)[index] if index else f.get_tensor(name)
+    # numpy has no bfloat16: read through JAX on the host CPU, never on an accelerator.
+    with jax.default_device(jax.devices("cpu")[0]), safe_open(self._files[name], framework="flax") as f:
+      return np.asarray(f.get_slice(name)[index] if index else f.get_tensor(name))
 
 
 def write_config(cfg: XLMRConfig, path: Path, **extra) -> None:
