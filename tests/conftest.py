@@ -11,3 +11,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import jax  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "float32")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def xtreme_assets(tmp_path_factory):
+  """Hub-layout fixtures of every target task's data, with a tokenizer and tiny model on them."""
+  import hub_fixtures
+  return hub_fixtures.write_assets(tmp_path_factory.mktemp("xtreme"))

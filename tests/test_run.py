@@ -44,10 +44,10 @@ def test_every_phase_finishes_and_writes_its_outputs(finished_run):
   config, results = finished_run
   assert list(results) == ["demo_assets", "pretrained", "intermediate", "target", "zero_shot"]
   zero_shot = results["zero_shot"]
-  assert set(zero_shot["scores"]) == {"en", "de"}
+  assert set(zero_shot["metrics"]["accuracy"]) == {"en", "de"}
   assert zero_shot["examples"] == {"en": 24, "de": 24}
   out = train_lib.Run(config).dir / "zero_shot"
-  assert json.loads((out / "results.json").read_text())["scores"] == zero_shot["scores"]
+  assert json.loads((out / "results.json").read_text())[0]["metrics"] == zero_shot["metrics"]
   assert "| xnli | accuracy |" in (out / "results.md").read_text()
   preds = (out / "predictions" / "xnli" / "test-de.tsv").read_text().split()
   assert len(preds) == 24 and set(preds) <= {"entailment", "neutral", "contradiction"}
@@ -148,7 +148,8 @@ def test_missing_data_is_a_clear_error(finished_run, tmp_path):
   run = train_lib.Run(config)
   from xtjax.data.tasks import get_task
   with pytest.raises(FileNotFoundError, match="nyu-mll/glue.*does not exist under data.hub_mirror"):
-    train_lib.load_split(run, get_task("mnli"), "train")
+    train_lib.load_task_data(run, get_task("mnli"), "train", None, train_lib.phase_settings(
+        run, config.phases.intermediate)[2])
 
 
 def test_mnli_xnli_config_through_the_cli(tmp_path, capsys):
@@ -170,8 +171,8 @@ def test_mnli_xnli_config_through_the_cli(tmp_path, capsys):
   assert code == 0
   table = capsys.readouterr().out
   assert "| task | metric | " + " | ".join(XNLI_LANGS) + " | avg |" in table
-  result = json.loads((tmp_path / "run" / "zero_shot" / "results.json").read_text())
-  assert list(result["scores"]) == list(XNLI_LANGS)
+  result = json.loads((tmp_path / "run" / "zero_shot" / "results.json").read_text())[0]
+  assert list(result["metrics"]["accuracy"]) == list(XNLI_LANGS)
   assert all(n == 8 for n in result["examples"].values())
   target = json.loads((tmp_path / "run" / "target" / "result.json").read_text())
   # The XNLI head started as the intermediate MNLI head (head_map), the encoder likewise.

@@ -1,8 +1,13 @@
-"""The ``xtjax`` command: ``xtjax run|train|eval --config configs/x.py[:arg] [--config.key=value]``.
+"""The ``xtjax`` command.
 
+``xtjax run|train|eval --config configs/x.py[:arg] [--config.key=value] [--phase NAME ...]``:
 ``run`` runs every phase of the config in order; ``train`` only its training phases (and the
-pretrained conversion they start from); ``eval`` only its evaluation phases. ``--phase NAME``
-(repeatable) restricts any of them to the named phases.
+pretrained conversion they start from); ``eval`` only its evaluation phases.
+
+``xtjax eval --checkpoint RUN_DIR --tasks xnli,pawsx [--benchmark xtreme|xtreme-r]`` evaluates the
+models a finished run trained on every language of the benchmark, with leaderboard files.
+``xtjax score --predictions DIR --labels DIR --benchmark B`` scores such files like the official
+``evaluate.py``; ``xtjax export-labels --benchmark B --out DIR`` writes the gold label folder.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import sys
 COMMANDS = {
     "run": "run every phase of the config in order, skipping finished ones",
     "train": "run the phases that build models (assets, pretrained conversion, training)",
-    "eval": "run the eval phases (their models must be trained)",
+    "eval": "run the eval phases (their models must be trained), or --checkpoint RUN_DIR --tasks",
+    "score": "score a prediction folder against a label folder (--predictions --labels --benchmark)",
+    "export-labels": "write the gold label folder of a benchmark (--benchmark --out)",
 }
 USAGE = "usage: xtjax {" + ",".join(COMMANDS) + "} --config FILE[:ARG] [--config.KEY=VALUE ...]\n" + \
-    "".join(f"  {k:6s} {v}\n" for k, v in COMMANDS.items())
+    "".join(f"  {k:13s} {v}\n" for k, v in COMMANDS.items())
 
 
 def _configure_jax():
@@ -64,6 +71,8 @@ def main(argv=None) -> int:
                      else f"xtjax: unknown command {argv[1]!r}\n{USAGE}")
     return 0 if len(argv) >= 2 and argv[1] in ("-h", "--help") else 2
   command = argv.pop(1)
+  if command in ("score", "export-labels") or (command == "eval" and "--checkpoint" in " ".join(argv)):
+    return _files_command(command, argv[1:])
 
   from absl import flags
   from ml_collections import config_flags
@@ -99,6 +108,50 @@ def main(argv=None) -> int:
                      f"{', '.join(config.phases)}\n")
     return 2
   run_all(config, only=names)
+  return 0
+
+
+def _parser(command: str):
+  import argparse
+  p = argparse.ArgumentParser(prog=f"xtjax {command}", description=COMMANDS[command])
+  if command == "eval":
+    p.add_argument("--checkpoint", required=True, help="run_dir of a run trained by xtjax run")
+    p.add_argument("--tasks", required=True, help="comma-separated tasks, e.g. xnli,pawsx")
+  if command == "score":
+    p.add_argument("--predictions", required=True, help="folder of <task>/test-<lang>.<ext>")
+    p.add_argument("--labels", required=True, help="gold folder in the same layout")
+    p.add_argument("--tasks", default="", help="comma-separated tasks (default: those predicted)")
+  if command == "export-labels":
+    p.add_argument("--out", required=True, help="folder to write <task>/test-<lang>.<ext> into")
+    p.add_argument("--tasks", default="", help="comma-separated tasks (default: all xtjax has)")
+    p.add_argument("--hub-mirror", default=None, help="local directory laid out like the hub")
+    p.add_argument("--source", default="hub", choices=("hub", "tfds"))
+    p.add_argument("--tfds-data-dir", default=None)
+  p.add_argument("--benchmark", default="xtreme", choices=("xtreme", "xtreme-r"))
+  return p
+
+
+def _files_command(command: str, argv: list[str]) -> int:
+  """``eval --checkpoint``, ``score`` and ``export-labels``: argparse flags, one-line errors."""
+  args = _parser(command).parse_args(argv)
+  tasks = [t for t in getattr(args, "tasks", "").split(",") if t]
+  try:
+    if command == "score":
+      from xtjax import scoring
+      print(scoring.format_report(scoring.score(args.predictions, args.labels, args.benchmark,
+                                                tasks or None)))
+    elif command == "export-labels":
+      from xtjax.labels import export_labels
+      export_labels(args.benchmark, args.out, tasks or None, source=args.source,
+                    hub_mirror=args.hub_mirror, tfds_data_dir=args.tfds_data_dir)
+    else:
+      _configure_jax()
+      from xtjax.evaluate import evaluate_checkpoint
+      from xtjax.train import Run
+      evaluate_checkpoint(Run.from_dir(args.checkpoint), tasks, args.benchmark)
+  except (ValueError, FileNotFoundError) as e:
+    sys.stderr.write(f"xtjax {command}: {_innermost(e)}\n")
+    return 2
   return 0
 
 

@@ -16,8 +16,14 @@ def base_config() -> ConfigDict:
                             remat=False))
   c.mesh = PRESETS["data"]["mesh"]
   c.sharding_rules = PRESETS["data"]["rules"]
+  # source: 'hub' (Hugging Face datasets) or 'tfds' (tensorflow-datasets, in tfds_data_dir).
   # hub_mirror: a local directory laid out like the hub (repo/config/*.parquet) used instead of it.
-  c.data = ConfigDict(dict(hub_mirror=config_dict.placeholder(str), strict=False, max_length=128))
+  # strict: malformed rows are an error instead of excluded-and-reported.
+  # max_length 128 and doc_stride 128 as XTREME (QA phases set max_length 384). Evaluation pads
+  # each row to the shortest of eval_buckets (or max_length) that holds it: one compile per bucket.
+  c.data = ConfigDict(dict(source="hub", hub_mirror=config_dict.placeholder(str),
+                           tfds_data_dir=config_dict.placeholder(str), strict=False,
+                           max_length=128, doc_stride=128, eval_buckets=(64, 128, 256, 384, 512)))
   # jiant's defaults (jiant/shared/model_setup.py): AdamW, lr 1e-5, eps 1e-8, weight decay 0.01,
   # 10% linear warmup then linear decay, clipping at 1.0.
   c.optim = ConfigDict(dict(lr=1e-5, warmup=0.1, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8,
@@ -37,3 +43,17 @@ def sharding_preset(c: ConfigDict, name: str) -> None:
     raise ValueError(f"unknown sharding preset {name!r}: use {', '.join(PRESETS)}")
   c.mesh = PRESETS[name]["mesh"]
   c.sharding_rules = PRESETS[name]["rules"]
+
+
+MODELS = {"base": "FacebookAI/xlm-roberta-base", "large": "FacebookAI/xlm-roberta-large",
+          "xl": "facebook/xlm-roberta-xl", "xxl": "facebook/xlm-roberta-xxl"}
+
+
+def model_config(c: ConfigDict, size: str, preset: str = "") -> None:
+  """Points ``c`` at XLM-R ``size`` (base, large, xl, xxl) with a sharding preset (default: fsdp
+  and rematerialisation for xl/xxl, data parallel otherwise)."""
+  if size not in MODELS:
+    raise ValueError(f"unknown model size {size!r}: use one of {', '.join(MODELS)}")
+  c.model.checkpoint = MODELS[size]
+  c.model.remat = size in ("xl", "xxl")
+  sharding_preset(c, preset or ("fsdp" if size in ("xl", "xxl") else "data"))

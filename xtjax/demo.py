@@ -28,7 +28,16 @@ def prepare(run_dir, spec) -> dict:
   xnli = datasets.load_dataset(str(assets / "hub" / "google" / "xtreme"), "XNLI", split="validation")
   mnli = datasets.load_dataset(str(assets / "hub" / "nyu-mll" / "glue"), "mnli", split="train")
   texts = list(xnli["sentence1"]) + list(xnli["sentence2"]) + list(mnli["premise"])
-  vocab = synthetic.train_tokenizer(texts, assets / "model", vocab_size=spec.vocab_size)
+  cfg = write_model(texts, assets / "model", spec)
+  return {"assets": str(assets), "vocab_size": cfg.vocab_size, "languages": list(info["languages"]),
+          "model": {k: getattr(cfg, k) for k in ("hidden_size", "num_hidden_layers",
+                                                 "num_attention_heads", "vocab_size")}}
+
+
+def write_model(texts, out_dir, spec) -> XLMRConfig:
+  """A tokenizer trained on ``texts`` and a random-init XLM-R of ``spec``'s size, saved together
+  in the Hugging Face layout (a stand-in for a pretrained checkpoint)."""
+  vocab = synthetic.train_tokenizer(texts, out_dir, vocab_size=spec.vocab_size)
   cfg = XLMRConfig(vocab_size=vocab, hidden_size=spec.hidden_size,
                    num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
                    intermediate_size=4 * spec.hidden_size,
@@ -37,7 +46,5 @@ def prepare(run_dir, spec) -> dict:
                    pre_layer_norm=spec.pre_layer_norm)
   model = Model.create(lambda rngs: TaskModel(cfg, {"mlm": ("masked_lm", 0)}, rngs=rngs))
   params = jax.jit(model.init)(jax.random.key(spec.seed))
-  save_hf(assets / "model", params, cfg, {"mlm": "masked_lm"})
-  return {"assets": str(assets), "vocab_size": vocab, "languages": list(info["languages"]),
-          "model": {k: getattr(cfg, k) for k in ("hidden_size", "num_hidden_layers",
-                                                 "num_attention_heads", "vocab_size")}}
+  save_hf(out_dir, params, cfg, {"mlm": "masked_lm"})
+  return cfg

@@ -1,7 +1,8 @@
-"""Zero-shot evaluation of a trained phase on every language of a task, with result tables.
+"""Zero-shot evaluation of trained phases on every language of a task, with result tables.
 
-Writes ``results.json``, ``results.md`` and ``results.csv`` under ``run_dir/<phase>/``, and the
-predictions as the XTREME leaderboard lays them out: ``predictions/<task>/test-<lang>.tsv``.
+Writes ``results.json``, ``results.md`` and ``results.csv`` in the output directory, and the
+predictions as the XTREME leaderboard lays them out: ``predictions/<task>/test-<lang>.<ext>``
+(scored by ``xtjax score`` against the gold folder of ``xtjax export-labels``).
 """
 
 from __future__ import annotations
@@ -13,50 +14,110 @@ import json
 import jax
 import numpy as np
 
+from xtjax import scoring
 from xtjax.data.tasks import check_languages, get_task
 from xtjax.steps import make_eval_step
 
 
-def markdown_table(task: str, metric: str, scores: dict[str, float]) -> str:
-  langs = list(scores)
-  avg = float(np.mean([scores[l] for l in langs]))
-  head = "| task | metric | " + " | ".join(langs) + " | avg |"
-  sep = "|" + "---|" * (len(langs) + 3)
-  row = f"| {task} | {metric} | " + " | ".join(f"{scores[l]:.1f}" for l in langs) + f" | {avg:.1f} |"
-  return "\n".join([head, sep, row])
+def markdown_table(results: list[dict]) -> str:
+  """One row per task and metric, one column per language (tasks may differ in languages)."""
+  lines = []
+  for r in results:
+    langs = list(r["languages"])
+    lines += ["| task | metric | " + " | ".join(langs) + " | avg |",
+              "|" + "---|" * (len(langs) + 3)]
+    for metric, values in r["metrics"].items():
+      lines.append(f"| {r['task']} | {metric} | " + " | ".join(f"{values[l]:.1f}" for l in langs)
+                   + f" | {r['avg_' + metric]:.1f} |")
+    lines.append("")
+  return "\n".join(lines)
+
+
+def evaluate_task(run, task_name: str, from_phase: str, languages, *, split: str = "test",
+                  out_dir, data=None, train=None) -> dict:
+  """Scores the selected model of ``from_phase`` on ``task_name`` in each language and writes
+  the prediction files under ``out_dir/predictions``."""
+  from xtjax.train import evaluate_split, load_task_data
+  task = get_task(task_name)
+  languages = check_languages(task, languages)
+  data, train = data or run.config.data, train or run.config.train
+  trained = (run.result(from_phase) or {}).get("task", task.name)  # its head (squad for xquad)
+  if get_task(trained).kind != task.kind:
+    raise ValueError(f"phase {from_phase} trained {trained} ({get_task(trained).kind}), which "
+                     f"cannot predict {task.name} ({task.kind}): evaluate from another phase")
+  model, param_sh = run.model({trained: (task.kind, task.num_labels)})
+  params, _ = run.trained_params(from_phase, model, param_sh)
+  eval_step = make_eval_step(model, trained, param_sh, run.batch_sh)
+  metrics, sizes, reports = {}, {}, {}
+  with jax.set_mesh(run.mesh):
+    for lang in languages:
+      rows, features, reports[lang] = load_task_data(run, task, split, lang, data)
+      predicted, scores = evaluate_split(run, task, eval_step, params, rows, features, lang, train)
+      for metric, value in scores.items():
+        metrics.setdefault(metric, {})[lang] = value
+      sizes[lang] = len(rows)
+      if jax.process_index() == 0:
+        scoring.write_predictions(task.name, lang, predicted, out_dir / "predictions")
+  result = {"task": task.name, "split": split, "from_phase": from_phase, "languages": languages,
+            "metrics": metrics, **{f"avg_{m}": float(np.mean(list(v.values())))
+                                   for m, v in metrics.items()},
+            "examples": sizes, "data": reports}
+  return result
+
+
+def write_results(out_dir, results: list[dict], title: str) -> str:
+  """results.json/.md/.csv in ``out_dir``; returns the markdown table (also printed)."""
+  table = markdown_table(results)
+  if jax.process_index() == 0:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out_dir / "results.md").write_text(table)
+    buf = io.StringIO()
+    rows = [["task", "language", "metric", "value", "examples"]]
+    for r in results:
+      rows += [[r["task"], l, m, f"{v[l]:.2f}", r["examples"][l]]
+               for m, v in r["metrics"].items() for l in r["languages"]]
+    csv.writer(buf).writerows(rows)
+    (out_dir / "results.csv").write_text(buf.getvalue())
+    print(f"\n{title}:\n{table}")
+  return table
 
 
 def run_eval(run, name: str, phase) -> dict:
-  """Evaluates ``phase.from_phase``'s selected model on ``phase.split`` in every language."""
-  from xtjax.train import accuracy, load_split, predict
-  task = get_task(phase.task)
-  languages = check_languages(task, phase.get("languages"))
-  model, param_sh = run.model({task.name: (task.kind, len(task.labels))})
-  params, _ = run.trained_params(phase.from_phase, model, param_sh)
-  eval_step = make_eval_step(model, task.name, param_sh, run.batch_sh)
+  """An eval phase: ``phase.task`` in ``phase.languages`` (default all) from ``phase.from_phase``."""
+  from xtjax.train import phase_settings
+  _, train, data = phase_settings(run, phase)
   out_dir = run.dir / name
-  pred_dir = out_dir / "predictions" / task.name
-  scores, sizes, reports = {}, {}, {}
-  with jax.set_mesh(run.mesh):
-    for lang in languages:
-      ds, reports[lang] = load_split(run, task, phase.split, lang)
-      logits = predict(run, eval_step, params, ds, run.config.train.eval_batch_size)
-      scores[lang] = accuracy(logits, np.asarray(ds["label"]))
-      sizes[lang] = len(ds)
-      if jax.process_index() == 0:
-        pred_dir.mkdir(parents=True, exist_ok=True)
-        (pred_dir / f"test-{lang}.tsv").write_text(
-            "".join(task.labels[i] + "\n" for i in logits.argmax(-1)))
-  table = markdown_table(task.name, task.metric, scores)
-  result = {"task": task.name, "metric": task.metric, "split": phase.split,
-            "from_phase": phase.from_phase, "scores": scores,
-            "average": float(np.mean(list(scores.values()))), "examples": sizes, "data": reports}
-  if jax.process_index() == 0:
-    (out_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / "results.md").write_text(table + "\n")
-    buf = io.StringIO()
-    csv.writer(buf).writerows([["language", task.metric, "examples"]]
-                              + [[l, f"{scores[l]:.2f}", sizes[l]] for l in languages])
-    (out_dir / "results.csv").write_text(buf.getvalue())
-    print(f"\nZero-shot {task.name} ({phase.split}), model from phase {phase.from_phase}:\n{table}\n")
+  result = evaluate_task(run, phase.task, phase.from_phase, phase.get("languages"),
+                         split=phase.get("split", "test"), out_dir=out_dir, data=data, train=train)
+  write_results(out_dir, [result], f"Zero-shot {phase.task}, model from phase {phase.from_phase}")
   return result
+
+
+def trained_phase(run, task: str) -> str:
+  """The last phase of the run that trained ``task`` (the model a zero-shot eval of it uses)."""
+  from xtjax.train import phase_order
+  trains = {task, get_task(task).model_task}
+  names = [n for n in phase_order(run.config) if run.config.phases[n].kind == "train"
+           and run.config.phases[n].task in trains]
+  if not names:
+    raise ValueError(f"no phase of {run.dir} trains task {task!r}: add a train phase for it "
+                     f"(its phases: {', '.join(run.config.phases)})")
+  return names[-1]
+
+
+def evaluate_checkpoint(run, tasks: list[str], benchmark: str) -> dict:
+  """``xtjax eval --checkpoint``: every language of ``benchmark`` for each task, under
+  ``run_dir/eval-<benchmark>``, with the aggregate scores of the official scorer."""
+  if benchmark not in scoring.TASK_LANGUAGES:
+    raise ValueError(f"unknown benchmark {benchmark!r}: use {', '.join(scoring.TASK_LANGUAGES)}")
+  out_dir = run.dir / f"eval-{benchmark}"
+  results = []
+  for task in tasks:
+    langs = scoring.TASK_LANGUAGES[benchmark].get(task)
+    if langs is None:
+      raise ValueError(f"task {task!r} is not part of {benchmark}: it has "
+                       f"{', '.join(scoring.TASK_LANGUAGES[benchmark])}")
+    results.append(evaluate_task(run, task, trained_phase(run, task), langs, out_dir=out_dir))
+  write_results(out_dir, results, f"Zero-shot {benchmark} from {run.dir}")
+  return {"results": results, "out_dir": str(out_dir)}

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -22,8 +23,9 @@ from etils import epath
 
 from xtjax import sharding as shd
 from xtjax.checkpoint import PhaseCheckpoints, load_merged
-from xtjax.data import pipeline
-from xtjax.data.tasks import get_task
+from xtjax.data import features as feats
+from xtjax.data import outputs, pipeline
+from xtjax.data.tasks import Task, get_task
 from xtjax.evaluate import run_eval
 from xtjax.models.heads import TaskModel
 from xtjax.models.loading import load_config, load_tokenizer, read_hf_params
@@ -86,6 +88,22 @@ class Run:
     with jax.set_mesh(self.mesh):
       return jax.jit(init, out_shardings={k: shardings[k] for k in keys})(jax.random.key(seed))
 
+  @classmethod
+  def from_dir(cls, run_dir: str) -> "Run":
+    """The run whose resolved config ``xtjax run`` saved in ``run_dir/config.json``."""
+    path = epath.Path(run_dir) / "config.json"
+    if not path.exists():
+      raise FileNotFoundError(f"no run in {run_dir}: {path} is missing (give the run_dir of a "
+                              "config that xtjax run has trained)")
+    config = ml_collections.ConfigDict(json.loads(path.read_text()))
+    config.run_dir = str(run_dir)
+    return cls(config)
+
+  def save_config(self) -> None:
+    if jax.process_index() == 0:
+      self.dir.mkdir(parents=True, exist_ok=True)
+      (self.dir / "config.json").write_text(self.config.to_json_best_effort(indent=2) + "\n")
+
   def checkpoints(self, name: str, **kw) -> PhaseCheckpoints:
     return PhaseCheckpoints(self.dir / name / "checkpoints", keep=self.config.train.keep,
                             async_save=self.config.train.async_checkpoints, **kw)
@@ -127,52 +145,77 @@ def run_pretrained(run: Run, name: str) -> dict:
   return {"selected_step": 0, "source": str(run.hf_path)}
 
 
-def phase_settings(run: Run, phase) -> tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
-  """The run's optim and train settings with the phase's own overrides applied."""
-  optim, train = run.config.optim.copy_and_resolve_references(), run.config.train.copy_and_resolve_references()
-  for base, key in ((optim, "optim"), (train, "train")):
+def phase_settings(run: Run, phase) -> tuple[ml_collections.ConfigDict, ...]:
+  """The run's optim, train and data settings with the phase's own overrides applied."""
+  out = []
+  for key in ("optim", "train", "data"):
+    base = run.config[key].copy_and_resolve_references()
     overrides = phase.get(key, {}) or {}
     unknown = [k for k in overrides if k not in base]
     if unknown:
       raise ValueError(f"unknown {key} key(s) {unknown} in phase config: use {', '.join(base)}")
     base.update(overrides)
-  return optim, train
+    out.append(base)
+  out[2].hub_mirror = run.path(out[2].hub_mirror)
+  out[2].tfds_data_dir = run.path(out[2].tfds_data_dir)
+  return tuple(out)
 
 
-def load_split(run: Run, task, split: str, language: str | None = None):
-  source = task.source(split)
-  ds = pipeline.load_source(source, language=language, hub_mirror=run.path(run.config.data.hub_mirror))
-  ds, report = pipeline.normalize(ds, source, task, strict=run.config.data.strict)
-  return pipeline.tokenize(ds, run.tokenizer, run.config.data.max_length,
-                           pair=source.text_b is not None), report
+def load_task_data(run: Run, task: Task, split: str, language: str | None, data, limit: int = 0):
+  """(rows, features, malformed-row report) of one split of ``task`` (its first ``limit`` rows)."""
+  rows, report = pipeline.load_rows(task, split, language, data)
+  if limit:
+    rows = rows.select(range(min(limit, len(rows))))
+  pair = "text_b" in dict(task.source(split, language).columns)
+  features = feats.encode(rows, task.kind, run.tokenizer, data.max_length,
+                          training=split == "train", pair=pair, stride=data.doc_stride)
+  return rows, features, report
 
 
-def predict(run: Run, eval_step, params, ds, batch_size: int) -> np.ndarray:
-  """Logits for every row of ``ds``, in order, gathered to every host."""
+def predict(run: Run, eval_step, params, features: dict, kind: str, batch_size: int,
+            buckets) -> np.ndarray:
+  """Logits for every feature row, in order, gathered to every host (padding positions of
+  token-level outputs hold -1e9)."""
   from jax.experimental import multihost_utils
-  outputs = []
-  for local, n_real in pipeline.eval_batches(ds, batch_size):
-    batch = shd.global_batch(local, run.batch_sh)
-    logits = eval_step(params, batch)
-    full = multihost_utils.process_allgather(logits, tiled=True) if jax.process_count() > 1 else logits
-    outputs.append(np.asarray(full)[:n_real])
-  return np.concatenate(outputs)
+  n, length = feats.num_rows(features), features["input_ids"].shape[-1]
+  log.info("predicting %d rows in %d length bucket(s)", n, feats.count_buckets(features, buckets))
+  out = None
+  for local, rows in feats.eval_batches(features, ("input_ids", "attention_mask"), batch_size, buckets):
+    logits = eval_step(params, shd.global_batch(local, run.batch_sh))
+    if jax.process_count() > 1:
+      logits = multihost_utils.process_allgather(logits, tiled=True)
+    logits = np.asarray(logits)[:len(rows)]
+    token_level = kind in feats.TOKEN_LEVEL
+    if out is None:
+      shape = (n, length) + logits.shape[2:] if token_level else (n,) + logits.shape[1:]
+      out = np.full(shape, -1e9, np.float32)
+    if token_level:
+      out[rows, :logits.shape[1]] = logits
+    else:
+      out[rows] = logits
+  return out
 
 
-def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
-  return float((logits.argmax(-1) == labels).mean() * 100)
+def evaluate_split(run: Run, task: Task, eval_step, params, rows, features, language: str,
+                   train) -> tuple[Any, dict[str, float]]:
+  """Predictions (leaderboard form) and the official scores of one split in one language."""
+  logits = predict(run, eval_step, params, features, task.kind, train.eval_batch_size,
+                   run.config.data.eval_buckets)
+  predicted = outputs.predictions(task, rows, features, logits)
+  return predicted, outputs.score(task, predicted, outputs.gold(task, rows), language)
 
 
 def run_train(run: Run, name: str, phase) -> dict:
   """Trains one task from the ``init_from`` phase, evaluating on English dev for model selection."""
   task = get_task(phase.task)
-  optim, train = phase_settings(run, phase)
-  model, param_sh = run.model({task.name: (task.kind, len(task.labels))})
-  train_ds, train_report = load_split(run, task, "train")
-  dev_ds, dev_report = load_split(run, task, "dev", "en" if task.dev.language_column else None)
-  if train.dev_examples:  # jiant validates on a fixed subset during training
-    dev_ds = dev_ds.select(range(min(train.dev_examples, len(dev_ds))))
-  steps = train.steps or math.ceil(train.epochs * len(train_ds) / train.batch_size)
+  optim, train, data = phase_settings(run, phase)
+  model, param_sh = run.model({task.name: (task.kind, task.num_labels)})
+  train_rows, train_features, train_report = load_task_data(run, task, "train", None, data)
+  # jiant validates on a fixed subset during training (train.dev_examples; 0 = all).
+  dev_rows, dev_features, dev_report = load_task_data(run, task, "dev", None, data,
+                                                      train.dev_examples)
+  n_train = feats.num_rows(train_features)
+  steps = train.steps or math.ceil(train.epochs * n_train / train.batch_size)
   tx = make_optimizer(optim, steps, list(param_sh))
   accum = optim.grad_accum_steps  # each optimizer step sums this many micro-batches
   if train.batch_size % accum:
@@ -180,8 +223,9 @@ def run_train(run: Run, name: str, phase) -> dict:
                      f"optim.grad_accum_steps={accum} micro-batches")
   micro_batch = train.batch_size // accum
 
-  ckpt = run.checkpoints(name, select_metric="dev_accuracy")
-  data_iter = pipeline.train_batches(train_ds, micro_batch, seed=run.config.seed)
+  ckpt = run.checkpoints(name, select_metric="dev_score")
+  keys = feats.model_keys(task.kind, train_features)
+  data_iter = feats.train_batches(train_features, keys, micro_batch, seed=run.config.seed)
   opt_abstract = jax.eval_shape(tx.init, model.shapes())
   opt_sh = opt_shardings(opt_abstract, model.shapes(), param_sh, run.mesh)
   latest = ckpt.latest_step()
@@ -211,15 +255,16 @@ def run_train(run: Run, name: str, phase) -> dict:
   pending, t0 = [], time.time()
 
   def evaluate_and_save(step: int):
-    acc = accuracy(predict(run, eval_step, params, dev_ds, train.eval_batch_size),
-                   np.asarray(dev_ds["label"]))
-    history.append({"step": step, "dev_accuracy": acc})
+    _, scores = evaluate_split(run, task, eval_step, params, dev_rows, dev_features, "en", train)
+    value = scores[task.metric]
+    history.append({"step": step, "dev_score": value, "dev": scores})
     if writer:
-      writer.add_scalar("dev/accuracy", acc, step)
-    ckpt.save(step, params, opt_state, data_iter, metrics={"dev_accuracy": acc},
+      for k, v in scores.items():
+        writer.add_scalar(f"dev/{k}", v, step)
+    ckpt.save(step, params, opt_state, data_iter, metrics={"dev_score": value},
               meta={"phase": name, "step": step, "history": history, "plan": plan,
                     "config": run.config.to_dict()})
-    return acc
+    return value
 
   bar = tqdm.tqdm(range(start, steps), initial=start, total=steps, desc=name,
                   disable=jax.process_index() != 0, mininterval=2)
@@ -249,9 +294,10 @@ def run_train(run: Run, name: str, phase) -> dict:
   ckpt.close()
   if writer:
     writer.close()
-  best = max((h for h in history if h["step"] in kept), key=lambda h: (h["dev_accuracy"], h["step"]))
+  best = max((h for h in history if h["step"] in kept), key=lambda h: (h["dev_score"], h["step"]))
   return {"task": task.name, "steps": steps, "selected_step": best["step"],
-          "dev_accuracy": best["dev_accuracy"], "history": history, "loaded_from": plan,
+          "dev_metric": task.metric, "dev_score": best["dev_score"], "dev": best["dev"],
+          "history": history, "loaded_from": plan,
           "data": {"train": train_report, "dev": dev_report}}
 
 
@@ -301,6 +347,7 @@ def phase_order(config: ml_collections.ConfigDict) -> list[str]:
 def run_all(config: ml_collections.ConfigDict, only: list[str] | None = None) -> dict:
   """Runs the config's phases in order (or only the named ones), skipping finished ones."""
   run = Run(config)
+  run.save_config()
   results = {}
   for name in phase_order(config):
     phase = config.phases[name]

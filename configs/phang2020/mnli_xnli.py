@@ -6,21 +6,14 @@ The argument picks the model (base, large, xl, xxl), and optionally a sharding p
 comma, e.g. ``:xl,fsdp``. Defaults follow jiant's X-STILTs scripts (../shared notes, section 3a).
 """
 
-from xtjax.config import base_config, sharding_preset
-
-MODELS = {"base": "FacebookAI/xlm-roberta-base", "large": "FacebookAI/xlm-roberta-large",
-          "xl": "facebook/xlm-roberta-xl", "xxl": "facebook/xlm-roberta-xxl"}
+from xtjax.config import base_config, model_config
 
 
 def get_config(arg: str = "large"):
   size, _, preset = (arg or "large").partition(",")
-  if size not in MODELS:
-    raise ValueError(f"unknown model size {size!r}: use one of {', '.join(MODELS)}")
   c = base_config()
+  model_config(c, size, preset)
   c.run_dir = f"runs/phang2020/mnli_xnli_{size}"
-  c.model.checkpoint = MODELS[size]
-  c.model.remat = size in ("xl", "xxl")
-  sharding_preset(c, preset or ("fsdp" if size in ("xl", "xxl") else "data"))
   # jiant tokenizes every task to 256 tokens; batch 32 as 4 x 8 accumulation on GPUs, one
   # batch of 32 on a TPU slice. Dev evaluation every 1000 steps on 500 examples, as jiant.
   c.data.max_length = 256

@@ -1,8 +1,13 @@
 """Task definitions: where each split lives on the Hugging Face hub and how its rows read.
 
-A `Source` names a hub dataset (repo, config, split, optional language filter) and the columns
-holding the two texts and the label. Every split loads through ``datasets.load_dataset``, from the
-hub or from a local mirror of the same layout (``data.hub_mirror``, used offline and in tests).
+A `Source` names a hub dataset (repo, one or more configs whose rows are concatenated, split,
+optional row filter for one language) and the upstream columns that hold the fields of the task's
+kind (see `xtjax.data.rows`). Every split loads through ``datasets.load_dataset``, from the hub or
+from a local mirror of the same layout (``data.hub_mirror``, used offline and in tests).
+
+XTREME trains on English only: the train and dev sources are English, and ``Task.test[lang]`` is
+the zero-shot evaluation source of each language. Language lists are the official scorer's
+(`xtjax.scoring.TASK_LANGUAGES`); a task holds the union over XTREME and XTREME-R.
 """
 
 from __future__ import annotations
@@ -10,55 +15,175 @@ from __future__ import annotations
 import dataclasses
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
-XNLI_LANGS = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi",
-              "zh")
+UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
+             "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
+NER_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+KINDS = ("classification", "multiple_choice", "token_classification", "question_answering")
 
 
 @dataclasses.dataclass(frozen=True)
 class Source:
+  """One split of one hub dataset; ``columns`` maps the kind's fields to upstream column names."""
+
   repo: str
-  config: str | None
+  configs: tuple[str | None, ...]
   split: str
-  text_a: str
-  text_b: str | None
-  label: str
-  language_column: str | None = None  # rows are filtered on this column when a language is given
+  columns: tuple[tuple[str, str], ...] = ()
+  language_column: str | None = None  # keep rows whose column equals ``language_value``
+  language_value: str | None = None
+  id_prefix: str | None = None  # keep rows whose id starts with this (TyDiQA: "english-")
+  label_offset: int = 0  # SocialIQA labels count from 1
+
+  def column(self, field: str) -> str:
+    return dict(self.columns).get(field, field)
+
+  def describe(self) -> str:
+    configs = "+".join(c or "default" for c in self.configs)
+    return f"{self.repo} (config {configs}, split {self.split})"
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-  """A classification task: English train and dev sources, and a test source per language."""
+  """English train and dev sources, and a test source per language."""
 
   name: str
   kind: str
-  labels: tuple[str, ...]
   train: Source
   dev: Source
-  test: Source
-  languages: tuple[str, ...] = ("en",)
-  metric: str = "accuracy"
+  test: dict[str, Source]
+  labels: tuple[str, ...] = ()  # class or tag names; multiple choice: the choice count as names
+  metric: str = "accuracy"  # the dev metric that selects the checkpoint
+  model_task: str | None = None  # a task whose trained model this one shares (xquad: squad)
 
-  def source(self, split: str) -> Source:
-    if split not in ("train", "dev", "test"):
+  @property
+  def languages(self) -> tuple[str, ...]:
+    return tuple(self.test)
+
+  @property
+  def num_labels(self) -> int:
+    return len(self.labels)
+
+  def source(self, split: str, language: str | None = None) -> Source:
+    if split in ("train", "dev"):
+      return getattr(self, split)
+    if split != "test":
       raise ValueError(f"unknown split {split!r} of task {self.name}: use train, dev or test")
-    return getattr(self, split)
+    if language not in self.test:
+      raise ValueError(f"unknown language {language!r} for task {self.name}: "
+                       f"it has {', '.join(self.test)}")
+    return self.test[language]
 
 
-_MNLI = dict(repo="nyu-mll/glue", config="mnli", text_a="premise", text_b="hypothesis", label="label")
-_XNLI = dict(repo="google/xtreme", config="XNLI", text_a="sentence1", text_b="sentence2",
-             label="gold_label", language_column="language")
+def _src(repo, configs, split, **kw) -> Source:
+  configs = (configs,) if configs is None or isinstance(configs, str) else tuple(configs)
+  kw["columns"] = tuple(kw.get("columns", {}).items())
+  return Source(repo, configs, split, **kw)
+
+
+XTREME = "google/xtreme"
+
+# --- classification -------------------------------------------------------------------------
+_MNLI = dict(columns={"text_a": "premise", "text_b": "hypothesis", "label": "label"})
+_XNLI = dict(columns={"text_a": "sentence1", "text_b": "sentence2", "label": "gold_label"},
+             language_column="language")
+_PAIR = dict(columns={"text_a": "sentence1", "text_b": "sentence2", "label": "label"})
+XNLI_LANGS = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi",
+              "zh")
+PAWSX_LANGS = ("de", "en", "es", "fr", "ja", "ko", "zh")
+
+# --- tagging: UD-POS config names are English language names (UD v2.5 in google/xtreme); the
+# XTREME-R additions come from UD v2.7 (the hub's universal_dependencies), all treebanks of a
+# language merged as XTREME-R does.
+UDPOS_NAMES = {
+    "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek",
+    "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian",
+    "fi": "Finnish", "fr": "French", "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian",
+    "id": "Indonesian", "it": "Italian", "ja": "Japanese", "kk": "Kazakh", "ko": "Korean",
+    "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian", "ta": "Tamil",
+    "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
+    "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese"}
+UD27_TREEBANKS = {"lt": ("lt_alksnis", "lt_hse"), "pl": ("pl_lfg", "pl_pdb", "pl_pud"),
+                  "ro": ("ro_nonstandard", "ro_rrt", "ro_simonero"), "uk": ("uk_iu",),
+                  "wo": ("wo_wtb",)}
+PANX_LANGS = ("af", "ar", "bg", "bn", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fr", "he",
+              "hi", "hu", "id", "it", "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl",
+              "pt", "ru", "sw", "ta", "te", "th", "tl", "tr", "ur", "vi", "yo", "zh")
+WIKIANN_EXTRA = ("az", "gu", "lt", "pa", "pl", "qu", "ro", "uk")  # XTREME-R: unimelb-nlp/wikiann
+
+# --- QA: trained on SQuAD v1.1; TyDiQA-GoldP on its English part, tested on the GoldP dev sets.
+XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+MLQA_LANGS = ("ar", "de", "en", "es", "hi", "vi", "zh")
+TYDIQA_NAMES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish",
+                "id": "indonesian", "ko": "korean", "ru": "russian", "sw": "swahili",
+                "te": "telugu"}
+XCOPA_LANGS = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
+
+_UPOS = dict(columns={"tags": "pos_tags"})
+_UD27 = dict(columns={"tags": "upos"})
+_NER = dict(columns={"tags": "ner_tags"})
+_COPA = dict(columns={"label": "label"})
+_SIQA = dict(columns={"premise": "context", "choice1": "answerA", "choice2": "answerB",
+                      "choice3": "answerC"}, label_offset=1)
+
+
+def _tydiqa(split: str, lang: str) -> Source:
+  return _src(XTREME, "tydiqa", split, id_prefix=TYDIQA_NAMES[lang] + "-")
+
 
 TASKS = {
-    "mnli": Task("mnli", "classification", NLI_LABELS,
-                 train=Source(split="train", **_MNLI),
-                 dev=Source(split="validation_matched", **_MNLI),
-                 test=Source(split="validation_mismatched", **_MNLI)),
+    "mnli": Task("mnli", "classification", labels=NLI_LABELS,
+                 train=_src("nyu-mll/glue", "mnli", "train", **_MNLI),
+                 dev=_src("nyu-mll/glue", "mnli", "validation_matched", **_MNLI),
+                 test={"en": _src("nyu-mll/glue", "mnli", "validation_mismatched", **_MNLI)}),
     # XTREME trains XNLI on English MNLI and selects models on the English XNLI dev set.
-    "xnli": Task("xnli", "classification", NLI_LABELS,
-                 train=Source(split="train", **_MNLI),
-                 dev=Source(split="validation", **_XNLI),
-                 test=Source(split="test", **_XNLI),
-                 languages=XNLI_LANGS),
+    "xnli": Task("xnli", "classification", labels=NLI_LABELS,
+                 train=_src("nyu-mll/glue", "mnli", "train", **_MNLI),
+                 dev=_src(XTREME, "XNLI", "validation", language_value="en", **_XNLI),
+                 test={l: _src(XTREME, "XNLI", "test", language_value=l, **_XNLI)
+                       for l in XNLI_LANGS}),
+    "pawsx": Task("pawsx", "classification", labels=("0", "1"),
+                  train=_src(XTREME, "PAWS-X.en", "train", **_PAIR),
+                  dev=_src(XTREME, "PAWS-X.en", "validation", **_PAIR),
+                  test={l: _src(XTREME, f"PAWS-X.{l}", "test", **_PAIR) for l in PAWSX_LANGS}),
+    "udpos": Task("udpos", "token_classification", labels=UPOS_TAGS, metric="f1",
+                  train=_src(XTREME, "udpos.English", "train", **_UPOS),
+                  dev=_src(XTREME, "udpos.English", "validation", **_UPOS),
+                  test={**{l: _src(XTREME, f"udpos.{n}", "test", **_UPOS)
+                           for l, n in UDPOS_NAMES.items()},
+                        **{l: _src("universal-dependencies/universal_dependencies", t, "test",
+                                   **_UD27) for l, t in UD27_TREEBANKS.items()}}),
+    "panx": Task("panx", "token_classification", labels=NER_TAGS, metric="f1",
+                 train=_src(XTREME, "PAN-X.en", "train", **_NER),
+                 dev=_src(XTREME, "PAN-X.en", "validation", **_NER),
+                 test={**{l: _src(XTREME, f"PAN-X.{l}", "test", **_NER) for l in PANX_LANGS},
+                       **{l: _src("unimelb-nlp/wikiann", l, "test", **_NER)
+                          for l in WIKIANN_EXTRA}}),
+    "squad": Task("squad", "question_answering", metric="f1",
+                  train=_src(XTREME, "SQuAD", "train"), dev=_src(XTREME, "SQuAD", "validation"),
+                  test={"en": _src(XTREME, "SQuAD", "validation")}),
+    "xquad": Task("xquad", "question_answering", metric="f1", model_task="squad",
+                  train=_src(XTREME, "SQuAD", "train"), dev=_src(XTREME, "SQuAD", "validation"),
+                  test={**{l: _src(XTREME, f"XQuAD.{l}", "validation") for l in XQUAD_LANGS},
+                        "ro": _src("google/xquad", "xquad.ro", "validation")}),
+    "mlqa": Task("mlqa", "question_answering", metric="f1", model_task="squad",
+                 train=_src(XTREME, "SQuAD", "train"), dev=_src(XTREME, "SQuAD", "validation"),
+                 test={l: _src(XTREME, f"MLQA.{l}.{l}", "test") for l in MLQA_LANGS}),
+    "tydiqa": Task("tydiqa", "question_answering", metric="f1",
+                   train=_tydiqa("train", "en"), dev=_tydiqa("validation", "en"),
+                   test={l: _tydiqa("validation", l) for l in TYDIQA_NAMES}),
+    # XTREME-R's XCOPA recipe: SocialIQA, then English COPA, then zero-shot XCOPA.
+    "siqa": Task("siqa", "multiple_choice", labels=("1", "2", "3"),
+                 train=_src("allenai/social_i_qa", None, "train", **_SIQA),
+                 dev=_src("allenai/social_i_qa", None, "validation", **_SIQA),
+                 test={"en": _src("allenai/social_i_qa", None, "validation", **_SIQA)}),
+    "copa": Task("copa", "multiple_choice", labels=("choice1", "choice2"),
+                 train=_src("aps/super_glue", "copa", "train", **_COPA),
+                 dev=_src("aps/super_glue", "copa", "validation", **_COPA),
+                 test={"en": _src("aps/super_glue", "copa", "validation", **_COPA)}),
+    "xcopa": Task("xcopa", "multiple_choice", labels=("choice1", "choice2"),
+                  train=_src("aps/super_glue", "copa", "train", **_COPA),
+                  dev=_src("aps/super_glue", "copa", "validation", **_COPA),
+                  test={l: _src("cambridgeltl/xcopa", l, "test", **_COPA) for l in XCOPA_LANGS}),
 }
 
 
@@ -70,7 +195,7 @@ def get_task(name: str) -> Task:
 
 def check_languages(task: Task, languages) -> tuple[str, ...]:
   languages = tuple(languages) if languages else task.languages
-  unknown = [l for l in languages if l not in task.languages]
+  unknown = [l for l in languages if l not in task.test]
   if unknown:
     raise ValueError(f"unknown language(s) {unknown} for task {task.name}: "
                      f"it has {', '.join(task.languages)}")

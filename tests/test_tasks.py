@@ -1,0 +1,118 @@
+"""Every task's loader on fixtures in the exact upstream schemas (tests/hub_fixtures.py): each
+split and language loads into the fields of its kind, oddities are handled, malformed rows are
+counted and reported (or fatal with data.strict), and evaluation batching is batch-size proof."""
+
+import numpy as np
+import pytest
+from ml_collections import ConfigDict
+
+from xtjax import scoring
+from xtjax.data import features as feats
+from xtjax.data import pipeline, tasks
+from xtjax.models.loading import load_tokenizer
+
+
+def data_config(hub, strict=False):
+  return ConfigDict(dict(source="hub", hub_mirror=hub, tfds_data_dir=None, strict=strict))
+
+
+def test_task_languages_cover_both_benchmarks():
+  for benchmark, langs in scoring.TASK_LANGUAGES.items():
+    for name, codes in langs.items():
+      if name in tasks.TASKS:
+        assert set(codes) <= set(tasks.TASKS[name].languages), (benchmark, name)
+
+
+@pytest.mark.parametrize("name", sorted(tasks.TASKS))
+def test_every_split_and_language_loads(name, xtreme_assets):
+  hub, _ = xtreme_assets
+  task = tasks.get_task(name)
+  data = data_config(hub)
+  for split in ("train", "dev"):
+    rows, report = pipeline.load_rows(task, split, None, data)
+    assert report["kept"] == len(rows) > 0
+  for lang in task.languages:
+    rows, report = pipeline.load_rows(task, "test", lang, data)
+    assert report == {"rows": len(rows), "kept": len(rows), "malformed": {}}, (name, lang)
+    assert len(rows) in (6, 12, 6 * len(tasks.UD27_TREEBANKS.get(lang, ()))), (name, lang)
+    row = rows[0]
+    if task.kind == "classification":
+      assert set(row) == {"text_a", "text_b", "label"} and 0 <= row["label"] < task.num_labels
+    elif task.kind == "token_classification":
+      assert len(row["tokens"]) == len(row["tags"]) and max(row["tags"]) < task.num_labels
+    elif task.kind == "question_answering":
+      a = row["answers"]
+      assert row["context"][a["answer_start"][0]:][:len(a["text"][0])] == a["text"][0]
+    else:
+      assert len(row["choices"]) == task.num_labels and row["question"].endswith("?")
+
+
+def test_upstream_oddities(xtreme_assets):
+  hub, _ = xtreme_assets
+  data = data_config(hub)
+  # TyDiQA: the language is the id prefix of one mixed config; English only for training.
+  rows, _ = pipeline.load_rows(tasks.get_task("tydiqa"), "train", None, data)
+  assert all(i.startswith("english-") for i in rows["id"])
+  rows, _ = pipeline.load_rows(tasks.get_task("tydiqa"), "test", "sw", data)
+  assert all(i.startswith("swahili-") for i in rows["id"]) and len(rows) == 6
+  # XNLI: one config, filtered on the language column; PAWS-X: string labels.
+  rows, _ = pipeline.load_rows(tasks.get_task("xnli"), "test", "th", data)
+  assert len(rows) == 6 and " " not in rows[0]["text_a"]
+  # XNLI trains on MNLI: ClassLabel ids map through their names.
+  import datasets
+  mnli = datasets.load_dataset(f"{hub}/nyu-mll/glue", "mnli", split="train")
+  rows, _ = pipeline.load_rows(tasks.get_task("xnli"), "train", None, data)
+  names = mnli.features["label"].names
+  assert [tasks.NLI_LABELS[l] for l in rows["label"]] == [names[l] for l in mnli["label"]]
+  # UD v2.7 treebanks are merged per language and their 18-class upos mapped by name.
+  import hub_fixtures
+  ud = datasets.load_dataset(f"{hub}/universal-dependencies/universal_dependencies", "pl_pdb",
+                             split="test")
+  rows, _ = pipeline.load_rows(tasks.get_task("udpos"), "test", "pl", data)
+  assert len(rows) == 18
+  upos = [[hub_fixtures.UD27_UPOS[t] for t in s] for s in ud["upos"]]
+  assert [[tasks.UPOS_TAGS[t] for t in s] for s in rows["tags"][6:12]] == upos
+  # COPA's question column becomes jiant's wording; SocialIQA's labels count from 1.
+  rows, _ = pipeline.load_rows(tasks.get_task("xcopa"), "test", "qu", data)
+  assert set(rows["question"]) <= {"What was the cause of this?", "What happened as a result?"}
+  siqa = datasets.load_dataset(f"{hub}/allenai/social_i_qa", split="validation")
+  rows, _ = pipeline.load_rows(tasks.get_task("siqa"), "dev", None, data)
+  assert list(rows["label"]) == [int(l) - 1 for l in siqa["label"]]
+
+
+def test_malformed_rows_are_reported_or_fatal(xtreme_assets):
+  hub, _ = xtreme_assets
+  _, report = pipeline.load_rows(tasks.get_task("squad"), "train", None, data_config(hub))
+  assert report == {"rows": 48, "kept": 47, "malformed": {"answer_start out of range": 1}}
+  with pytest.raises(ValueError, match=r"SQuAD, split train\): 1 malformed rows .*data.strict"):
+    pipeline.load_rows(tasks.get_task("squad"), "train", None, data_config(hub, strict=True))
+
+
+def test_unknown_names_are_clear_errors(xtreme_assets):
+  with pytest.raises(ValueError, match="unknown task 'xnlii': xtjax knows"):
+    tasks.get_task("xnlii")
+  with pytest.raises(ValueError, match="unknown language 'xx' for task panx: it has af"):
+    tasks.get_task("panx").source("test", "xx")
+  with pytest.raises(ValueError, match="unknown data.source 'gcs'"):
+    pipeline.load_rows(tasks.get_task("xnli"), "dev", None,
+                       ConfigDict(dict(source="gcs", hub_mirror=None, strict=False)))
+
+
+def test_eval_batches_bucket_lengths_and_cover_every_row_once(xtreme_assets):
+  hub, model = xtreme_assets
+  task = tasks.get_task("panx")
+  rows, _ = pipeline.load_rows(task, "test", "de", data_config(hub))
+  tok = load_tokenizer(model)
+  features = feats.encode(rows, task.kind, tok, 128, training=False)
+  buckets = (16, 32, 64)
+  lengths = features["attention_mask"].sum(-1)
+  seen = []
+  for batch, idx in feats.eval_batches(features, ("input_ids", "attention_mask", "labels"), 4, buckets):
+    length = batch["input_ids"].shape[1]
+    assert length in (16, 32, 64, 128) and (lengths[idx] <= length).all()
+    assert batch["example_mask"].sum() == len(idx) and batch["input_ids"].shape[0] == 4
+    np.testing.assert_array_equal(batch["labels"][:len(idx)], features["labels"][idx][:, :length])
+    seen += list(idx)
+  assert sorted(seen) == list(range(feats.num_rows(features)))
+  assert feats.count_buckets(features, buckets) == len({int(np.searchsorted([16, 32, 64, 128], l))
+                                                       for l in lengths})

@@ -1,0 +1,130 @@
+"""Rows of a task kind -> fixed-shape model features (numpy), and batches of them.
+
+Training batches come from a checkpointable grain iterator that shuffles anew each epoch and gives
+each JAX process its own rows. Evaluation batches cover every feature exactly once, grouped into a
+small set of length buckets (one compiled shape per bucket) and padded with masked rows
+(``example_mask`` 0), so results do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import datasets
+import grain
+import jax
+import numpy as np
+
+from xtjax.data import qa, tagging
+
+log = logging.getLogger(__name__)
+
+TARGETS = {"classification": ("label",), "multiple_choice": ("label",),
+           "token_classification": ("labels",),
+           "question_answering": ("start_position", "end_position")}
+TOKEN_LEVEL = ("token_classification", "question_answering")
+
+
+def encode(rows: datasets.Dataset, kind: str, tokenizer, max_length: int, *, training: bool,
+           pair: bool = True, stride: int = 128) -> dict[str, np.ndarray]:
+  """Model features for ``rows`` (fields of `xtjax.data.rows`), padded to ``max_length``."""
+  rows = rows[:] if isinstance(rows, datasets.Dataset) else rows  # columns as lists
+  if kind == "classification":
+    enc = tokenizer(rows["text_a"], rows["text_b"] if pair else None, truncation=True,
+                    max_length=max_length, padding="max_length", return_tensors="np")
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+            "label": np.asarray(rows["label"])}
+  if kind == "multiple_choice":
+    n = len(rows["choices"][0]) if rows["choices"] else 0
+    firsts = [f"{p} {q}" for p, q in zip(rows["premise"], rows["question"]) for _ in range(n)]
+    seconds = [c for choices in rows["choices"] for c in choices]
+    enc = tokenizer(firsts, seconds, truncation=True, max_length=max_length,
+                    padding="max_length", return_tensors="np")
+    return {"input_ids": enc["input_ids"].reshape(len(rows["label"]), n, -1),
+            "attention_mask": enc["attention_mask"].reshape(len(rows["label"]), n, -1),
+            "label": np.asarray(rows["label"])}
+  if kind == "token_classification":
+    return tagging.encode(rows["tokens"], rows["tags"], tokenizer, max_length)
+  if kind == "question_answering":
+    make = qa.train_features if training else qa.eval_features
+    return make(rows, tokenizer, max_length=max_length, stride=stride)
+  raise ValueError(f"no features for task kind {kind!r}")
+
+
+def model_keys(kind: str, features: dict) -> tuple[str, ...]:
+  """The feature arrays that go to the device: inputs, and targets when present."""
+  return ("input_ids", "attention_mask") + tuple(k for k in TARGETS[kind] if k in features)
+
+
+def num_rows(features: dict) -> int:
+  return len(features["input_ids"])
+
+
+class _Rows:
+  """Row access to a dict of equally long arrays, as grain's MapDataset.source expects."""
+
+  def __init__(self, features: dict, keys):
+    self.arrays = {k: np.asarray(features[k]).astype(np.int32) for k in keys}
+
+  def __len__(self):
+    return len(self.arrays["input_ids"])
+
+  def __getitem__(self, i):
+    return {**{k: v[i] for k, v in self.arrays.items()}, "example_mask": np.int32(1)}
+
+
+def train_batches(features: dict, keys, global_batch_size: int, seed: int) -> grain.DatasetIterator:
+  """An endless, per-epoch reshuffled, checkpointable iterator of this process's batch rows."""
+  n_proc, index = jax.process_count(), jax.process_index()
+  if global_batch_size % n_proc:
+    raise ValueError(f"batch size {global_batch_size} does not divide over {n_proc} processes")
+  if num_rows(features) < global_batch_size:
+    raise ValueError(f"{num_rows(features)} training examples are fewer than one batch of "
+                     f"{global_batch_size}")
+  source = grain.MapDataset.source(_Rows(features, keys)).seed(seed).shuffle().repeat(None)
+  return iter(source[index::n_proc].batch(global_batch_size // n_proc, drop_remainder=True)
+              .to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))
+
+
+def bucket_lengths(max_length: int, buckets) -> list[int]:
+  return sorted({b for b in buckets if b < max_length} | {max_length})
+
+
+def eval_batches(features: dict, keys, global_batch_size: int, buckets):
+  """Every row once, grouped by length bucket: yields (this process's rows, global row indices).
+
+  Rows are trimmed to their bucket's length (the padding they drop is masked anyway); the last
+  batch of a bucket is filled with masked rows.
+  """
+  n_proc, index = jax.process_count(), jax.process_index()
+  local = global_batch_size // n_proc
+  bounds, which = _buckets(features, buckets)
+  for b, length in enumerate(bounds):
+    rows = np.flatnonzero(which == b)
+    for start in range(0, len(rows), global_batch_size):
+      chunk = rows[start:start + global_batch_size]
+      mine = chunk[index * local:(index + 1) * local]
+      batch = {}
+      for k in keys:
+        value = np.asarray(features[k])[mine]
+        if k in ("input_ids", "attention_mask", "labels"):
+          value = value[..., :length]
+        fill = np.full((local,) + value.shape[1:], 1 if k == "input_ids" else 0, np.int32)
+        fill[:len(mine)] = value
+        batch[k] = fill
+      batch["example_mask"] = (np.arange(local) < len(mine)).astype(np.int32)
+      yield batch, chunk
+
+
+def _buckets(features: dict, buckets) -> tuple[list[int], np.ndarray]:
+  """The bucket lengths, and each row's bucket (the shortest that holds its longest sequence)."""
+  max_length = features["input_ids"].shape[-1]
+  mask = np.asarray(features["attention_mask"])
+  lengths = mask.reshape(len(mask), -1, max_length).sum(-1).max(-1)
+  bounds = bucket_lengths(max_length, buckets)
+  return bounds, np.searchsorted(bounds, lengths)
+
+
+def count_buckets(features: dict, buckets) -> int:
+  """How many distinct shapes (compilations) `eval_batches` will use for ``features``."""
+  return len(np.unique(_buckets(features, buckets)[1]))
