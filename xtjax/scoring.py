@@ -16,7 +16,7 @@ a predicted task without a label folder is an error instead of being skipped.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from xtjax.metrics import (accuracy, bucc_scores, lareqa_map, mewslix_map, qa_scores,
@@ -244,6 +244,21 @@ def _score_file(task: str, lang: str, pred_path: Path, label_path: Path) -> dict
     raise ValueError(f"{pred_path} against {label_path}: {e}") from None
 
 
+def avg_metric(task: str, scores: Mapping[str, float]) -> float:
+  """A task's headline score from its ``avg_<metric>`` values: (avg_exact_match + avg_f1) / 2 for
+  QA, else the first of avg_f1, avg_accuracy, avg_map@20 present."""
+  if task not in _KIND:
+    raise ValueError(f"unknown task {task!r}: use one of {', '.join(_KIND)}")
+  if _KIND[task] in ("squad", "mlqa"):
+    if "avg_exact_match" not in scores or "avg_f1" not in scores:
+      raise ValueError(f"{task} needs avg_exact_match and avg_f1")
+    return (scores["avg_exact_match"] + scores["avg_f1"]) / 2
+  for m in ("avg_f1", "avg_accuracy", "avg_map@20"):
+    if m in scores:
+      return scores[m]
+  raise ValueError(f"{task} has none of avg_f1, avg_accuracy, avg_map@20")
+
+
 def _score_task(task: str, langs: list[str], pred_root: Path, label_root: Path) -> dict:
   scores: dict = {}
   for lang in langs:
@@ -256,11 +271,7 @@ def _score_task(task: str, langs: list[str], pred_root: Path, label_root: Path) 
       scores.setdefault(metric, {})[lang] = value
   for metric in list(scores):
     scores[f"avg_{metric}"] = sum(scores[metric].values()) / len(scores[metric])
-  if _KIND[task] in ("squad", "mlqa"):
-    scores["avg_metric"] = (scores["avg_exact_match"] + scores["avg_f1"]) / 2
-  else:
-    scores["avg_metric"] = next(scores[m] for m in ("avg_f1", "avg_accuracy", "avg_map@20")
-                                if m in scores)
+  scores["avg_metric"] = avg_metric(task, scores)
   return scores
 
 
