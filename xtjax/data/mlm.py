@@ -1,0 +1,169 @@
+"""Multilingual masked language modelling data: raw text, packed rows, and dynamic masking.
+
+Text is packed as in RoBERTa/XLM-R pretraining ("full-sentences"): the token streams of
+consecutive texts are concatenated, separated by ``</s>``, and cut into rows of
+``<s>`` + max_length-2 tokens + ``</s>``. Masking is redrawn for every row each epoch, exactly as
+Hugging Face's ``DataCollatorForLanguageModeling`` does it (same draws from the same generator), by
+a grain random map whose generator depends only on the seed and the row's position in the
+endless stream, so a restored iterator continues with the same masks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import itertools
+import logging
+import os
+
+import grain
+import jax
+import numpy as np
+
+from xtjax.data.features import _Rows, num_rows
+from xtjax.data.pipeline import load_source
+from xtjax.data.tasks import Source
+
+log = logging.getLogger(__name__)
+
+KEYS = ("input_ids", "attention_mask")
+MASK_SHARE = 0.8  # of the selected tokens, replaced by <mask> ...
+RANDOM_SHARE = 0.1  # ... or by a random token; the rest stay unchanged
+_CHUNK = 10_000  # texts per tokenizer call
+
+
+def load_text(source: str, *, split: str = "train", column: str = "text",
+              max_lines: int | None = None, hub_mirror: str | None = None) -> list[str]:
+  """Texts (stripped, blank ones skipped and counted in the log) from local ``.txt`` files, one text
+  per line (a path or glob), or from a hub dataset given as ``repo[:config]`` (``hub_mirror``: a
+  local directory laid out like the hub); at most ``max_lines`` of them."""
+  if os.path.isfile(source) or source.endswith(".txt") or any(c in source for c in "*?["):
+    files = sorted(glob.glob(source, recursive=True))
+    if not files:
+      raise FileNotFoundError(f"no text files at {source}: give an existing .txt path or glob "
+                              "(one text per line), or a hub dataset as repo[:config]")
+    where = f"{source} ({len(files)} files)"
+    lines = _file_lines(files)
+  else:
+    repo, _, config = source.partition(":")
+    ds = load_source(Source(repo, (config or None,), split), hub_mirror=hub_mirror)
+    if column not in ds.column_names:
+      raise ValueError(f"{source} (split {split}) has no column {column!r}: "
+                       f"choose from {ds.column_names}")
+    where = f"{source} (split {split}, column {column})"
+    lines = (text for batch in ds.select_columns([column]).iter(batch_size=_CHUNK)
+             for text in batch[column])
+  texts, blank = [], 0
+  for line in lines:
+    if max_lines is not None and len(texts) >= max_lines:
+      break
+    text = line.strip() if isinstance(line, str) else ""
+    if text:
+      texts.append(text)
+    else:
+      blank += 1
+  log.info("%s: %d texts, %d blank lines skipped", where, len(texts), blank)
+  return texts
+
+
+def _file_lines(files):
+  for name in files:
+    with open(name, encoding="utf-8") as f:
+      yield from f
+
+
+def _stream(texts: list[str], tokenizer) -> np.ndarray:
+  """The token ids of all texts, one after the other, separated by </s> (int32)."""
+  parts = []
+  for start in range(0, len(texts), _CHUNK):
+    ids = tokenizer(texts[start:start + _CHUNK], add_special_tokens=False,
+                    return_attention_mask=False, verbose=False)["input_ids"]
+    lengths = np.fromiter(map(len, ids), np.int64, len(ids))
+    lengths = lengths[lengths > 0]
+    tokens = np.fromiter(itertools.chain.from_iterable(ids), np.int32, int(lengths.sum()))
+    out = np.full(len(tokens) + len(lengths), tokenizer.eos_token_id, np.int32)
+    keep = np.ones(len(out), bool)
+    keep[np.cumsum(lengths + 1) - 1] = False  # a </s> after every text
+    out[keep] = tokens
+    parts.append(out)
+  return np.concatenate(parts)[:-1] if parts else np.zeros(0, np.int32)
+
+
+def mlm_features(texts: list[str], tokenizer, max_length: int) -> dict[str, np.ndarray]:
+  """``texts`` tokenised and packed into rows of ``<s>`` + max_length-2 tokens + ``</s>``; the last
+  row is shorter, padded (attention_mask 0). int32 ``input_ids`` and ``attention_mask``."""
+  if max_length < 3:
+    raise ValueError(f"max_length {max_length} leaves no room for tokens between <s> and </s>")
+  stream, body = _stream(texts, tokenizer), max_length - 2
+  n = -(-len(stream) // body)
+  ids = np.full((n, max_length), tokenizer.pad_token_id, np.int32)
+  mask = np.zeros((n, max_length), np.int32)
+  ids[:, 0] = tokenizer.bos_token_id
+  full = len(stream) // body
+  ids[:full, 1:-1] = stream[:full * body].reshape(full, body)
+  ids[:full, -1] = tokenizer.eos_token_id
+  mask[:full] = 1
+  if n > full:
+    rest = stream[full * body:]
+    ids[-1, 1:len(rest) + 1] = rest
+    ids[-1, len(rest) + 1] = tokenizer.eos_token_id
+    mask[-1, :len(rest) + 2] = 1
+  return {"input_ids": ids, "attention_mask": mask}
+
+
+def mask_tokens(input_ids, attention_mask, rng: np.random.Generator, *, mask_id: int,
+                vocab_size: int, special_ids, probability: float = 0.15
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """BERT masking as ``DataCollatorForLanguageModeling.numpy_mask_tokens`` (the same draws in the
+  same order): each token other than ``special_ids`` and padding is selected with ``probability``;
+  of those, 80% become ``mask_id``, 10% a uniformly drawn id below ``vocab_size``, 10% stay.
+  Returns (masked ids, labels: the original id where selected, -100 elsewhere); inputs are kept."""
+  ids = np.array(input_ids, np.int32)
+  chance = np.full(ids.shape, probability)
+  chance[np.isin(ids, list(special_ids)) | (np.asarray(attention_mask) == 0)] = 0
+  selected = rng.binomial(1, chance, size=ids.shape).astype(bool)
+  labels = np.where(selected, ids, -100).astype(np.int32)
+  replaced = rng.binomial(1, MASK_SHARE, size=ids.shape).astype(bool) & selected
+  ids[replaced] = mask_id
+  randomised = (rng.binomial(1, RANDOM_SHARE / (1 - MASK_SHARE), size=ids.shape).astype(bool)
+                & selected & ~replaced)
+  ids[randomised] = rng.integers(0, vocab_size, size=np.count_nonzero(randomised), dtype=np.int64)
+  return ids, labels
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskTokens(grain.transforms.RandomMap):
+  """`mask_tokens` on a row dict (``input_ids``, ``attention_mask``, ...), adding ``labels``."""
+
+  mask_id: int
+  vocab_size: int
+  special_ids: tuple[int, ...]
+  probability: float = 0.15
+
+  @classmethod
+  def from_tokenizer(cls, tokenizer, probability: float = 0.15) -> MaskTokens:
+    """Hugging Face's choices: <mask>, random ids over len(tokenizer), all special ids kept."""
+    return cls(tokenizer.mask_token_id, len(tokenizer), tuple(tokenizer.all_special_ids),
+               probability)
+
+  def random_map(self, element: dict, rng: np.random.Generator) -> dict:
+    ids, labels = mask_tokens(element["input_ids"], element["attention_mask"], rng,
+                              mask_id=self.mask_id, vocab_size=self.vocab_size,
+                              special_ids=self.special_ids, probability=self.probability)
+    return {**element, "input_ids": ids, "labels": labels}
+
+
+def mlm_train_batches(features: dict, global_batch_size: int, seed: int, *, tokenizer,
+                      probability: float = 0.15) -> grain.DatasetIterator:
+  """As `xtjax.data.features.train_batches`, with rows masked anew each epoch (``labels`` added).
+  Masks depend on the seed and the global position only, not on the process count."""
+  n_proc, index = jax.process_count(), jax.process_index()
+  if global_batch_size % n_proc:
+    raise ValueError(f"batch size {global_batch_size} does not divide over {n_proc} processes")
+  if num_rows(features) < global_batch_size:
+    raise ValueError(f"{num_rows(features)} masked-LM rows are fewer than one batch of "
+                     f"{global_batch_size}")
+  source = (grain.MapDataset.source(_Rows(features, KEYS)).seed(seed).shuffle().repeat(None)
+            .random_map(MaskTokens.from_tokenizer(tokenizer, probability)))
+  return iter(source[index::n_proc].batch(global_batch_size // n_proc, drop_remainder=True)
+              .to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))
