@@ -221,3 +221,72 @@ def test_train_positions_decode_back_to_the_gold_answers(tok):
   end[rows_, feats["end_position"]] = 10.0
   got = qa.decode(batch["context"], batch["id"], evals, start, end)
   assert got == {i: a for i, (_, _, a) in zip(batch["id"], rows)}
+
+
+def test_unanswerable_rows_are_labelled_at_s_and_decode_to_null(tok):
+  rows = [("Where does the fox sleep?", LONG, None), ("Who built the clock?", LONG, "Walter Brown"),
+          ("Who swims?", _SENTENCES[2], None)]
+  batch = _batch(rows)
+  assert [qa.answer_problem(c, a, require_answer=False)
+          for c, a in zip(batch["context"], batch["answers"])] == ["", "", ""]
+  assert qa.answer_problem(LONG, batch["answers"][0]) == "no answer"
+  feats = qa.train_features(batch, tok, L, STRIDE)
+  evals = qa.eval_features(batch, tok, L, STRIDE)
+  assert (feats["input_ids"][:, 0] == tok.cls_token_id).all()
+  example = evals["example_index"]
+  assert (example == 0).sum() >= 4 and (example == 2).sum() == 1
+  for label in (feats["start_position"], feats["end_position"]):
+    assert (label[example != 1] == 0).all()
+    assert (label[example == 1] == 0).any() and (label[example == 1] > 0).any()
+  # Logits 10 at the labels: unanswerable rows have null 20 in every window and best span 0 + 0;
+  # the answerable row's null is 0 + 0 in the window holding the answer, its span 10 + 10.
+  rows_ = np.arange(len(example))
+  start = np.zeros(evals["offsets"].shape[:2], np.float32)
+  end = np.zeros_like(start)
+  start[rows_, feats["start_position"]] = 10.0
+  end[rows_, feats["end_position"]] = 10.0
+  assert qa.null_score_diffs(batch["id"], evals, start, end) == {"q0": 20.0, "q1": -20.0,
+                                                                 "q2": 20.0}
+  got = qa.decode(batch["context"], batch["id"], evals, start, end, null_score_diff_threshold=0.0)
+  assert got == {"q0": "", "q1": "Walter Brown", "q2": ""}
+  v1 = qa.decode(batch["context"], batch["id"], evals, start, end)
+  assert v1["q1"] == "Walter Brown" and v1["q0"] != "" and v1["q2"] != ""
+
+
+def test_null_answer_wins_only_above_the_threshold(tok):
+  ctx, answer = _SENTENCES[3], "Walter Brown"
+  feats = qa.eval_features(_batch([("Who built the clock?", ctx, None)]), tok, 64, 16)
+  a, offs = ctx.index(answer), feats["offsets"][0]
+  start, end = _logits(feats, [(0, _token(offs, a, 0), _token(offs, a + len(answer), 1), 0.0)], 3.0)
+  start[0, 0] = end[0, 0] = 4.0
+  # null 4 + 4 = 8, best span 3 + 3 = 6 (a raised side with a zero one gives 3): difference 2
+  assert qa.null_score_diffs(["x"], feats, start, end) == {"x": 2.0}
+  got = {t: qa.decode([ctx], ["x"], feats, start, end, null_score_diff_threshold=t)["x"]
+         for t in (1.5, 2.0, 2.5)}
+  assert got == {1.5: "", 2.0: answer, 2.5: answer}  # "" only when strictly above
+  assert qa.decode([ctx], ["x"], feats, start, end) == {"x": answer}
+  # With one candidate per side only <s> is left: no span, so null at any threshold.
+  assert qa.null_score_diffs(["x"], feats, start, end, n_best=1) == {"x": np.inf}
+  assert qa.decode([ctx], ["x"], feats, start, end, n_best=1, null_score_diff_threshold=1e9) == {
+      "x": ""}
+
+
+def test_null_score_is_the_minimum_over_an_examples_windows(tok):
+  feats = qa.eval_features(_batch([("Who built the clock?", LONG, None)]), tok, L, STRIDE)
+  answer = "Walter Brown"
+  a = LONG.index(answer)
+  w_ans = next(w for w, o in enumerate(feats["offsets"]) if _covers(o, a, a + len(answer)))
+  w_other = 0 if w_ans else 1
+  two = {k: v[[w_ans, w_other]] for k, v in feats.items()}
+  offs = two["offsets"][0]
+  start, end = _logits(two, [(0, _token(offs, a, 0), _token(offs, a + len(answer), 1), 0.0)], 3.0)
+  start[0, 0] = end[0, 0] = 5.0
+  start[1, 0] = end[1, 0] = 2.0
+  # nulls 10 (answer window) and 4, best span 6: min(10, 4) - 6 = -2 (the maximum or the answer
+  # window's own null would give 4).
+  assert qa.null_score_diffs(["x"], two, start, end) == {"x": -2.0}
+  swapped = {k: v[::-1] for k, v in two.items()}
+  assert qa.null_score_diffs(["x"], swapped, start[::-1], end[::-1]) == {"x": -2.0}
+  got = {t: qa.decode([LONG], ["x"], two, start, end, null_score_diff_threshold=t)["x"]
+         for t in (-2.5, -2.0, 3.0)}
+  assert got == {-2.5: "", -2.0: answer, 3.0: answer}

@@ -84,6 +84,35 @@ def test_qa_scores_missing_question_scores_zero(capsys):
   assert "1 of 3 questions have no prediction" in capsys.readouterr().err
 
 
+
+def test_qa_scores_squad_v2_with_unanswerable_questions(capsys):
+  gold = {"a1": ["Paris"], "a2": ["the big red dog"], "a3": ["An", "red dog"],
+          "n1": [], "n2": [], "n3": [], "n4": []}
+  pred = {"a1": "paris.", "a2": "big dog", "a3": "", "n1": "", "n2": "The.", "n3": "London"}
+  # a1: 1/1; a2: [big, dog] vs [big, red, dog]: P 1, R 2/3 -> EM 0, F1 0.8; a3: "An" normalises
+  # to "" and is dropped, so "" misses "red dog": 0/0. n1 "" and n2 "the" (no tokens) match the
+  # gold "": 1/1 each; n3 answers: 0/0; n4 missing: 0/0.
+  s = metrics.qa_scores(pred, gold, version_2=True)
+  assert "1 of 7 questions have no prediction" in capsys.readouterr().err
+  assert s == pytest.approx({"exact_match": 300 / 7, "f1": 380 / 7,
+                             "has_ans_exact_match": 100 / 3, "has_ans_f1": 60.0,
+                             "no_ans_exact_match": 50.0, "no_ans_f1": 50.0})
+  assert list(s)[:2] == ["exact_match", "f1"]
+  answerable = {q: gold[q] for q in ("a1", "a2", "a3")}
+  # v1.1 keeps "An": a3's "" matches it exactly (EM 1) but shares no token (F1 0)
+  assert metrics.qa_scores(pred, answerable) == pytest.approx({"exact_match": 200 / 3,
+                                                               "f1": 60.0})
+  assert metrics.qa_scores(pred, answerable, version_2=True) == pytest.approx(
+      {"exact_match": 100 / 3, "f1": 60.0, "has_ans_exact_match": 100 / 3, "has_ans_f1": 60.0})
+  # v1.1 F1 of two empty answers is 0, v2.0's 1
+  assert metrics.qa_scores({"q": "a"}, {"q": ["the"]}) == {"exact_match": 100.0, "f1": 0.0}
+  assert metrics.qa_scores({"q": "a"}, {"q": []}, version_2=True) == {
+      "exact_match": 100.0, "f1": 100.0, "no_ans_exact_match": 100.0, "no_ans_f1": 100.0}
+  with pytest.raises(ValueError, match="question 'n1' has no gold answer"):
+    metrics.qa_scores(pred, gold)
+  with pytest.raises(ValueError, match="pass lang=None, not 'en'"):
+    metrics.qa_scores(pred, gold, "en", version_2=True)
+
 def test_bucc_f1():
   gold = [("de-1", "en-1"), ("de-2", "en-2"), ("de-3", "en-3"), ("de-4", "en-4")]
   pred = [("de-1", "en-1"), ("de-2", "en-2"), ("de-3", "en-9"), ("de-1", "en-1")]

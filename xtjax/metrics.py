@@ -2,7 +2,7 @@
 
 Every score is a percentage. The functions mirror ``evaluate.py``, ``third_party/evaluate_squad.py``
 (SQuAD v1.1), ``third_party/evaluate_mlqa.py`` (MLQA), ``third_party/utils_mewslix.py`` and
-``third_party/utils_lareqa.py``.
+``third_party/utils_lareqa.py``; ``qa_scores(version_2=True)`` SQuAD's ``evaluate-v2.0.py``.
 """
 
 from __future__ import annotations
@@ -132,30 +132,62 @@ def f1_score(prediction: str, ground_truth: str, lang: str | None = None) -> flo
   return 2 * precision * recall / (precision + recall)
 
 
+def _f1_v2(prediction: str, ground_truth: str) -> float:
+  """evaluate-v2.0 compute_f1: as ``f1_score``, but 1 when both normalise to no tokens."""
+  pred, gold = normalize_answer(prediction).split(), normalize_answer(ground_truth).split()
+  if not pred or not gold:
+    return float(pred == gold)
+  return f1_score(prediction, ground_truth)
+
+
 def qa_scores(predictions: Mapping[str, str], gold: Mapping[str, Sequence[str]],
-              lang: str | None = None) -> dict[str, float]:
+              lang: str | None = None, version_2: bool = False) -> dict[str, float]:
   """``exact_match`` and ``f1`` over the gold questions, each the max over that question's answers.
 
   ``lang=None`` uses SQuAD v1.1 normalisation, a language code MLQA's. As upstream, a question
   without a prediction scores 0 and is reported on stderr; predictions for unknown ids are ignored.
+
+  ``version_2`` scores SQuAD v2.0 as ``evaluate-v2.0.py`` (SQuAD normalisation only): gold answers
+  that normalise to "" are dropped, a question left without one has the gold answer "" (an empty
+  list marks an unanswerable question), and F1 is 1 when both sides have no tokens. It adds
+  ``has_ans_exact_match``/``has_ans_f1`` and ``no_ans_exact_match``/``no_ans_f1`` over the
+  questions with and without gold answers, where there are any. Unlike upstream (which fails or
+  drops them), missing predictions score 0 here too.
   """
   if not gold:
     raise ValueError("no gold questions to score; pass at least one question id")
   _check_mlqa_lang(lang)
-  em = f1 = 0.0
+  if version_2 and lang is not None:
+    raise ValueError(f"SQuAD v2.0 scoring uses SQuAD normalisation; pass lang=None, not {lang!r}")
+  em, f1 = {}, {}
   missing = []
   for qid, answers in gold.items():
-    if not answers:
+    if version_2:
+      answers = [a for a in answers if normalize_answer(a)] or [""]
+    elif not answers:
       raise ValueError(f"question {qid!r} has no gold answer; every question needs at least one")
     if qid not in predictions:
       missing.append(qid)
+      em[qid] = f1[qid] = 0.0
       continue
-    em += max(float(exact_match_score(predictions[qid], a, lang)) for a in answers)
-    f1 += max(f1_score(predictions[qid], a, lang) for a in answers)
+    pred = predictions[qid]
+    em[qid] = max(float(exact_match_score(pred, a, lang)) for a in answers)
+    f1[qid] = max(_f1_v2(pred, a) if version_2 else f1_score(pred, a, lang) for a in answers)
   if missing:
     print(f"{len(missing)} of {len(gold)} questions have no prediction and score 0 "
           f"(first: {missing[0]})", file=sys.stderr)
-  return {"exact_match": 100.0 * em / len(gold), "f1": 100.0 * f1 / len(gold)}
+
+  def mean(qids: list[str], prefix: str = "") -> dict[str, float]:
+    return {f"{prefix}exact_match": 100.0 * sum(em[q] for q in qids) / len(qids),
+            f"{prefix}f1": 100.0 * sum(f1[q] for q in qids) / len(qids)}
+
+  scores = mean(list(gold))
+  if version_2:
+    for prefix, has_answer in (("has_ans_", True), ("no_ans_", False)):
+      qids = [q for q, answers in gold.items() if bool(answers) == has_answer]
+      if qids:
+        scores.update(mean(qids, prefix))
+  return scores
 
 
 def bucc_scores(predictions: Iterable[tuple[str, str]],

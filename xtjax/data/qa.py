@@ -4,7 +4,8 @@ Follows transformers' examples/pytorch/question-answering (run_qa.py prepare_tra
 prepare_validation_features, utils_qa.py postprocess_qa_predictions) with a fast tokenizer's offset
 mapping: question first, context second, only the context truncated into overlapping windows.
 Answers are cut from the original context by character offsets (no English-only get_final_text),
-so languages written without spaces come out exactly.
+so languages written without spaces come out exactly. SQuAD v2.0 unanswerable rows (empty answer
+lists) are labelled at <s>, and ``decode`` can predict "" against a null-score threshold.
 
 SentencePiece tokenizers such as XLM-R's emit a bare "▁" piece before a word that has no "▁word"
 piece (common in zh/ja/th); its offsets copy the next character's, so it would overlap the word's
@@ -90,15 +91,9 @@ def eval_features(examples: dict[str, list], tokenizer, max_length: int = 384,
   return _encode(examples, tokenizer, max_length, stride)
 
 
-def decode(contexts: list[str], ids: list[str], features: dict, start_logits, end_logits,
-           n_best: int = 20, max_answer_length: int = 30) -> dict[str, str]:
-  """Best answer text per example id over all its windows ("" when none has a valid span).
-
-  Like utils_qa: the n_best highest start and end positions of each window are paired, pairs
-  outside the context, with end < start, longer than max_answer_length tokens or without
-  characters are dropped, and the highest start + end logit wins. The sequence length is the
-  offsets' (features may be trimmed, consistently with the logits).
-  """
+def _windows(features: dict, start_logits, end_logits, n_best: int, max_answer_length: int):
+  """Per window: its example, best valid span score (-inf when none) with that pair's start and end
+  logits and character offsets, and its null score (<s> start + end logit, position 0)."""
   offsets, example = np.asarray(features["offsets"]), np.asarray(features["example_index"])
   start_logits = np.asarray(start_logits, dtype=np.float32)
   end_logits = np.asarray(end_logits, dtype=np.float32)
@@ -108,6 +103,7 @@ def decode(contexts: list[str], ids: list[str], features: dict, start_logits, en
   n = min(n_best, offsets.shape[1])
   score = np.full(len(example), -np.inf, dtype=np.float32)
   span = np.zeros((len(example), 2), dtype=np.int64)
+  logits = np.zeros((len(example), 2), dtype=np.float32)
   for lo in range(0, len(example), _CHUNK):
     hi = lo + _CHUNK
     s_tok = np.argsort(-start_logits[lo:hi], axis=1, kind="stable")[:, :n]
@@ -116,17 +112,66 @@ def decode(contexts: list[str], ids: list[str], features: dict, start_logits, en
     e_char = np.take_along_axis(offsets[lo:hi, :, 1], e_tok, axis=1)[:, None, :]
     tokens = e_tok[:, None, :] - s_tok[:, :, None] + 1
     valid = ((s_char >= 0) & (e_char > s_char) & (tokens >= 1) & (tokens <= max_answer_length))
-    pair = (np.take_along_axis(start_logits[lo:hi], s_tok, axis=1)[:, :, None]
-            + np.take_along_axis(end_logits[lo:hi], e_tok, axis=1)[:, None, :])
-    pair = np.where(valid, pair, -np.inf).reshape(len(s_tok), -1)
-    best = np.argmax(pair, axis=1)
-    rows = np.arange(len(s_tok))
-    score[lo:hi] = pair[rows, best]
-    span[lo:hi] = np.stack([s_char[rows, best // n, 0], e_char[rows, 0, best % n]], axis=1)
-  answers = {i: "" for i in ids}
+    s_logit = np.take_along_axis(start_logits[lo:hi], s_tok, axis=1)
+    e_logit = np.take_along_axis(end_logits[lo:hi], e_tok, axis=1)
+    pair = np.where(valid, s_logit[:, :, None] + e_logit[:, None, :], -np.inf)
+    best = np.argmax(pair.reshape(len(s_tok), -1), axis=1)
+    rows, s_best, e_best = np.arange(len(s_tok)), best // n, best % n
+    score[lo:hi] = pair[rows, s_best, e_best]
+    logits[lo:hi] = np.stack([s_logit[rows, s_best], e_logit[rows, e_best]], axis=1)
+    span[lo:hi] = np.stack([s_char[rows, s_best, 0], e_char[rows, 0, e_best]], axis=1)
+  return example, score, logits, span, start_logits[:, 0] + end_logits[:, 0]
+
+
+def _best(n_examples: int, example, score, logits, null):
+  """Per example: the window of its best valid span (-1 when none) and its lowest null score over
+  its windows minus that span's start and end logits, in utils_qa's float32 order (+inf when it
+  has no valid span)."""
   order = np.lexsort((-score, example))  # by example, best window first
   _, first = np.unique(example[order], return_index=True)
-  for f in order[first]:
-    if np.isfinite(score[f]):
-      answers[ids[example[f]]] = contexts[example[f]][span[f, 0]:span[f, 1]].strip()
+  top = order[first][np.isfinite(score[order[first]])]
+  window = np.full(n_examples, -1, dtype=np.int64)
+  window[example[top]] = top
+  best = np.tile(np.array([-np.inf, 0.0], dtype=np.float32), (n_examples, 1))
+  best[example[top]] = logits[top]
+  min_null = np.full(n_examples, np.inf, dtype=np.float32)
+  np.minimum.at(min_null, example, null)
+  return window, min_null - best[:, 0] - best[:, 1]
+
+
+def decode(contexts: list[str], ids: list[str], features: dict, start_logits, end_logits,
+           n_best: int = 20, max_answer_length: int = 30,
+           null_score_diff_threshold: float | None = None) -> dict[str, str]:
+  """Best answer text per example id over all its windows ("" when none has a valid span).
+
+  Like utils_qa: the n_best highest start and end positions of each window are paired, pairs
+  outside the context, with end < start, longer than max_answer_length tokens or without
+  characters are dropped, and the highest start + end logit wins. The sequence length is the
+  offsets' (features may be trimmed, consistently with the logits).
+
+  ``null_score_diff_threshold`` None is SQuAD v1.1 (always the best span); a float is SQuAD v2.0
+  as utils_qa with version_2_with_negative: the answer is "" where ``null_score_diffs`` exceeds it.
+  """
+  example, score, logits, span, null = _windows(features, start_logits, end_logits, n_best,
+                                                max_answer_length)
+  window, diff = _best(len(ids), example, score, logits, null)
+  answers = {}
+  for i, (f, d) in enumerate(zip(window, diff)):
+    null_wins = null_score_diff_threshold is not None and d > null_score_diff_threshold
+    answers[ids[i]] = "" if f < 0 or null_wins else contexts[i][span[f, 0]:span[f, 1]].strip()
   return answers
+
+
+def null_score_diffs(ids: list[str], features: dict, start_logits, end_logits, n_best: int = 20,
+                     max_answer_length: int = 30) -> dict[str, float]:
+  """Per example id, utils_qa's null score minus best span score (its null_odds.json), to tune
+  ``decode``'s null_score_diff_threshold on.
+
+  The null score is the lowest <s> (position 0) start + end logit over the example's windows; the
+  best span is ``decode``'s v1.1 answer. Where no window has a valid span the difference is +inf
+  (utils_qa would score a placeholder "empty" answer at 0).
+  """
+  example, score, logits, _, null = _windows(features, start_logits, end_logits, n_best,
+                                             max_answer_length)
+  _, diff = _best(len(ids), example, score, logits, null)
+  return {i: float(d) for i, d in zip(ids, diff)}
