@@ -1,0 +1,1 @@
+"""Sentence retrieval: exact nearest-neighbour search in JAX and BUCC 2018 bitext mining."""
