@@ -67,6 +67,10 @@ CASES = [  # task, split, language, hub schema, rows
     ("tydiqa", "test", "fi", "squad", 2), ("tydiqa", "test", "ar", "squad", 1),
     ("copa", "train", None, "copa", 2), ("copa", "test", "en", "copa", 1),
     ("xcopa", "dev", None, "copa", 1),
+    ("xnli_translate_train", "train", "de", "mnli", 2),
+    ("xnli_translate_train", "train", "fr", "mnli", 1),
+    ("pawsx_translate_train", "train", "ja", "pawsx", 2),
+    ("xquad_translate_train", "train", "de", "squad", 1),
 ]
 
 
@@ -77,6 +81,12 @@ def _nli(i, premise, label):
 def _xnli(i, label):
   return {"premise": {l: f"p{i}-{l}" for l in XNLI_LANGS},
           "hypothesis": {l: f"h{i}-{l}" for l in XNLI_LANGS}, "label": label}
+
+
+def _xtreme_xnli(i, label, hypothesis_langs):
+  """xtreme_xnli's premise has every language (Translation); its hypothesis may lack some."""
+  return {"premise": {l: f"p{i}-{l}" for l in XNLI_LANGS},
+          "hypothesis": {l: f"h{i}-{l}" for l in hypothesis_langs}, "label": label}
 
 
 def _pos(tokens, tags):
@@ -107,6 +117,13 @@ DATA = {  # builder -> TFDS split -> examples
     "paws_x_wiki/en": {"train": [{"sentence1": "a", "sentence2": "b", "label": 1},
                                  {"sentence1": "c", "sentence2": "d", "label": 0}],
                        "validation": [{"sentence1": "e", "sentence2": "f", "label": 1}]},
+    # Pair 1's hypothesis lacks most languages and is given unsorted: TranslationVariableLanguages
+    # stores ar, de, zh, so "de" is its second translation, not XNLI_LANGS' third.
+    "xtreme_xnli": {"train": [_xtreme_xnli(0, "neutral", XNLI_LANGS),
+                              _xtreme_xnli(1, "contradiction", ("zh", "de", "ar"))]},
+    "xtreme_pawsx/ja": {"train": [{"sentence1": "k", "sentence2": "l", "label": "paraphrase"},
+                                  {"sentence1": "m", "sentence2": "n",
+                                   "label": "different_meaning"}]},
     "paws_x_wiki/de": {"test": [{"sentence1": "g", "sentence2": "h", "label": 1},
                                 {"sentence1": "i", "sentence2": "j", "label": 0}]},
     "xtreme_pos/xtreme_pos_en": {"train": [_pos(["Dogs", "bark", "."], ["NOUN", "VERB", "PUNCT"])],
@@ -122,7 +139,8 @@ DATA = {  # builder -> TFDS split -> examples
                                  ["PER: Jan Kowalski"])]},
     "squad/v1.1": {"train": [_qa("s1", "Paris is in France.", "France")],
                    "validation": [_qa("s2", "It rains.", "rains")]},
-    "xquad/de": {"test": [_qa("x1", "Berlin liegt an der Spree.", "Spree")]},
+    "xquad/de": {"test": [_qa("x1", "Berlin liegt an der Spree.", "Spree")],
+                 "translate-train": [_qa("t1", "Paris liegt in Frankreich.", "Frankreich")]},
     "mlqa/de": {"test": [_qa("m1", "Bonn liegt am Rhein.", "Rhein")]},
     "tydi_qa/goldp": {
         "train": [_qa("english-1", "A b c.", "b"), _qa("finnish-2", "D e f.", "e"),
@@ -230,12 +248,56 @@ def test_a_language_without_rows_is_an_error(data_dir):
     load_tfds("tydiqa", "test", "ko", data_dir)
 
 
+def test_translate_train_values(data_dir):
+  de = load_tfds("xnli_translate_train", "train", "de", data_dir)
+  assert sorted(zip(de["premise"], de["hypothesis"], de["label"])) == [("p0-de", "h0-de", 1),
+                                                                       ("p1-de", "h1-de", 2)]
+  assert sorted(de["idx"]) == [0, 1]  # the prepared order is shuffled
+  for lang in ("ar", "zh", "sw"):
+    rows = load_tfds("xnli_translate_train", "train", lang, data_dir)
+    assert all(r["hypothesis"] == r["premise"].replace("p", "h") for r in rows)
+  assert [r["idx"] for r in load_tfds("xnli_translate_train", "train", "fr", data_dir)] == [0]
+  paws = _by(load_tfds("pawsx_translate_train", "train", "ja", data_dir), "sentence1")
+  assert paws["k"] == {"sentence1": "k", "sentence2": "l", "label": "1"}
+  assert paws["m"]["label"] == "0"
+  squad = load_tfds("xquad_translate_train", "train", "de", data_dir)[0]
+  assert squad == {"id": "t1", "title": "T", "context": "Paris liegt in Frankreich.",
+                   "question": "q t1?", "answers": {"text": ["Frankreich"], "answer_start": [15]}}
+
+
+class _EchoDownloads:
+  """A download manager whose downloads are their urls: enough for the builders' split names."""
+
+  def download_and_extract(self, urls):
+    return urls
+
+
+def test_translate_train_sources_are_the_builders(tmp_path):
+  from tensorflow_datasets.question_answering import xquad
+  from tensorflow_datasets.text.xtreme_pawsx import xtreme_pawsx
+  from tensorflow_datasets.text.xtreme_xnli import xtreme_xnli
+  assert tfds_source.TRANSLATE_TRAIN_LANGUAGES == {
+      "xnli_translate_train": tuple(l for l in xtreme_xnli._LANGUAGES if l != "en"),
+      "pawsx_translate_train": tuple(xtreme_pawsx._LANGUAGES),
+      "xquad_translate_train": tuple(l for l in xquad.LANGUAGES if l != "en")}
+  assert len(tfds_source.TRANSLATE_TRAIN_LANGUAGES["xnli_translate_train"]) == 14
+  for task, langs in tfds_source.TRANSLATE_TRAIN_LANGUAGES.items():
+    for lang in langs:
+      name, split, _ = tfds_source.source(task, "train", lang)
+      builder = tfds.builder(name, data_dir=str(tmp_path))  # the pinned version and config exist
+      splits = builder._split_generators(_EchoDownloads())
+      names = splits if isinstance(splits, dict) else [g.name for g in splits]
+      assert split in names, (name, names)
+
+
 def test_row_conversions():
   ex = {"premise": {"de": b"p"}, "label": 1,
         "hypothesis": {"language": np.array([b"de"]), "translation": np.array([b"h"])}}
   assert tfds_source._xnli(ex, "de") == {"sentence1": "p", "sentence2": "h", "language": "de",
                                          "gold_label": "neutral"}
   assert tfds_source._xnli(ex, "fr") is None
+  assert tfds_source._xtreme_xnli(ex, "de") == {"premise": "p", "hypothesis": "h", "label": 1}
+  assert tfds_source._xtreme_xnli(ex, "fr") is None
   qa = {"id": b"korean-9", "title": b"", "context": b"c", "question": b"q",
         "answers": {"text": np.array([b"c"]), "answer_start": np.array([0], np.int32)}}
   assert tfds_source._tydiqa(qa, "ko")["id"] == "korean-9"
@@ -249,6 +311,14 @@ def test_row_conversions():
     (("pawsx", "validation", None), "split 'validation' of task pawsx: it has train, dev, test"),
     (("xquad", "test", "ro"), "language 'ro' of task xquad test: TFDS has ar, de, el,"),
     (("udpos", "test", None), "language None of task udpos test"),
+    (("xnli_translate_train", "train", None),
+     "language None of task xnli_translate_train train: TFDS has ar, bg, de, el, es, fr,"),
+    (("xnli_translate_train", "train", "en"), "language 'en' of task xnli_translate_train train"),
+    (("pawsx_translate_train", "train", "en"),
+     "language 'en' of task pawsx_translate_train train: TFDS has de, es, fr, ja, ko, zh$"),
+    (("xquad_translate_train", "train", "ro"), "language 'ro' of task xquad_translate_train"),
+    (("xquad_translate_train", "test", "de"),
+     "split 'test' of task xquad_translate_train: it has train$"),
 ])
 def test_unknown_task_split_or_language(args, message):
   with pytest.raises(ValueError, match=message) as e:

@@ -17,11 +17,20 @@ reported rather than read. Conversions:
   "_" that the hub's 17 UPOS classes lack; its builder drops such tokens, so a row holding one is
   not what that builder wrote and raises a ValueError rather than being changed or dropped;
 - TyDiQA-GoldP keeps the rows whose id starts with the language's name (``english-…``), as the
-  hub's mixed ``tydiqa`` config is filtered; XQuAD drops ``title``, which the hub's XQuAD lacks.
+  hub's mixed ``tydiqa`` config is filtered; XQuAD's test split drops ``title``, which the hub's
+  XQuAD lacks.
 
-Train and dev are English and ignore ``language``, as `Task.source` does. Rows come in the
-prepared files' order (TFDS shuffles examples by key when it writes), not the hub's. TFDS has no
-SocialIQA, XCOPA, UD 2.7 (XTREME-R's extra UD-POS languages; TFDS's is UD 2.10) or XQuAD ``ro``.
+Translate-train: ``xnli_translate_train``, ``pawsx_translate_train`` and ``xquad_translate_train``
+read XTREME's machine translations of the English training sets (TFDS ``xtreme_xnli``,
+``xtreme_pawsx`` and xquad's ``translate-train`` split) in one language per call
+(`TRANSLATE_TRAIN_LANGUAGES`), as rows of their English counterpart (MNLI, PAWS-X, SQuAD with its
+``title``). ``xtreme_xnli`` keeps the pairs whose hypothesis has the language; it has no ``idx``,
+so rows are numbered 0.. in the order read, as the hub numbers MNLI's.
+
+Train and dev of the other tasks are English and ignore ``language``, as `Task.source` does.
+Rows come in the prepared files' order (TFDS shuffles examples by key when it writes), not the
+hub's. TFDS has no SocialIQA, XCOPA, UD 2.7 (XTREME-R's extra UD-POS languages; TFDS's is
+UD 2.10) or XQuAD ``ro``.
 """
 
 from __future__ import annotations
@@ -68,12 +77,21 @@ TFDS_SOURCES: dict[str, dict[str, tuple[str, str]]] = {
     "copa": {"train": (_COPA, "train"), "dev": (_COPA, "validation"),
              "test": (_COPA, "validation")},
     "xcopa": {"train": (_COPA, "train"), "dev": (_COPA, "validation")},
+    "xnli_translate_train": {"train": ("xtreme_xnli:1.1.0", "train")},
+    "pawsx_translate_train": {"train": ("xtreme_pawsx/{lang}:1.0.0", "train")},
+    "xquad_translate_train": {"train": ("xquad/{lang}:3.0.0", "translate-train")},
 }
 # task -> the test languages TFDS has
 TFDS_LANGUAGES: dict[str, tuple[str, ...]] = {
     "mnli": ("en",), "xnli": XNLI_LANGS, "pawsx": PAWSX_LANGS, "udpos": tuple(UDPOS_NAMES),
     "panx": PANX_LANGS + WIKIANN_EXTRA, "squad": ("en",), "xquad": XQUAD_LANGS,
     "mlqa": MLQA_LANGS, "tydiqa": tuple(TYDIQA_NAMES), "copa": ("en",)}
+# translate-train task -> the languages XTREME translated its English training set into
+TRANSLATE_TRAIN_LANGUAGES: dict[str, tuple[str, ...]] = {
+    task: tuple(l for l in langs if l != "en")
+    for task, langs in (("xnli_translate_train", XNLI_LANGS),
+                        ("pawsx_translate_train", PAWSX_LANGS),
+                        ("xquad_translate_train", XQUAD_LANGS))}
 _CONFIG_LANG = {"udpos": {"ta": "tl", "tl": "ta"}}  # xtreme_pos 1.0.0's swapped configs
 
 _STR, _INT = datasets.Value("string"), datasets.Value("int32")
@@ -97,14 +115,28 @@ def _mnli(ex, lang):
           "label": int(ex["label"]), "idx": int(ex["idx"])}
 
 
-def _xnli(ex, lang):
-  hypothesis = ex["hypothesis"]
+def _pair(ex, lang) -> tuple[str, str] | None:
+  """(premise, hypothesis) in ``lang`` of an xnli-like example, None if the hypothesis lacks it."""
+  hypothesis = ex["hypothesis"]  # TranslationVariableLanguages: languages sorted, some missing
   langs = _texts(hypothesis["language"])
   if lang not in langs:
     return None
-  return {"sentence1": _text(ex["premise"][lang]),
-          "sentence2": _text(hypothesis["translation"][langs.index(lang)]),
-          "language": lang, "gold_label": NLI_LABELS[int(ex["label"])]}
+  return _text(ex["premise"][lang]), _text(hypothesis["translation"][langs.index(lang)])
+
+
+def _xnli(ex, lang):
+  pair = _pair(ex, lang)
+  if pair is None:
+    return None
+  return {"sentence1": pair[0], "sentence2": pair[1], "language": lang,
+          "gold_label": NLI_LABELS[int(ex["label"])]}
+
+
+def _xtreme_xnli(ex, lang):
+  pair = _pair(ex, lang)
+  if pair is None:
+    return None
+  return {"premise": pair[0], "hypothesis": pair[1], "label": int(ex["label"])}
 
 
 def _pawsx(ex, lang):
@@ -153,15 +185,18 @@ def _copa(ex, lang):
 
 
 Convert = Callable[[dict, str], dict | None]
+_MNLI_FEATURES = datasets.Features({"premise": _STR, "hypothesis": _STR,
+                                    "label": datasets.ClassLabel(names=list(NLI_LABELS)),
+                                    "idx": _INT})
+_PAWSX_FEATURES = datasets.Features({"sentence1": _STR, "sentence2": _STR, "label": _STR})
 # TFDS dataset name -> (the hub's features, row conversion: None drops the row)
 SCHEMAS: dict[str, tuple[datasets.Features, Convert]] = {
-    "glue": (datasets.Features({
-        "premise": _STR, "hypothesis": _STR,
-        "label": datasets.ClassLabel(names=list(NLI_LABELS)), "idx": _INT}), _mnli),
+    "glue": (_MNLI_FEATURES, _mnli),
     "xnli": (datasets.Features({"sentence1": _STR, "sentence2": _STR, "language": _STR,
                                 "gold_label": _STR}), _xnli),
-    "paws_x_wiki": (datasets.Features({"sentence1": _STR, "sentence2": _STR, "label": _STR}),
-                    _pawsx),
+    "xtreme_xnli": (_MNLI_FEATURES, _xtreme_xnli),  # idx: numbered by load_tfds
+    "paws_x_wiki": (_PAWSX_FEATURES, _pawsx),
+    "xtreme_pawsx": (_PAWSX_FEATURES, _pawsx),
     "xtreme_pos": (datasets.Features({
         "tokens": datasets.Sequence(_STR),
         "pos_tags": datasets.Sequence(datasets.ClassLabel(names=list(UPOS_TAGS)))}), _udpos),
@@ -176,6 +211,8 @@ SCHEMAS: dict[str, tuple[datasets.Features, Convert]] = {
 }
 # unimelb-nlp/wikiann, the hub source of WIKIANN_EXTRA, also has the spans column
 _WIKIANN = (datasets.Features({**_PANX, "spans": datasets.Sequence(_STR)}), _wikiann)
+# xquad's translate-train split is translated SQuAD train, read as SQuAD (with its title)
+_XQUAD_TRANSLATE_TRAIN = (datasets.Features(_QA), _qa)
 _CHUNK = 1024  # examples per read
 
 
@@ -187,7 +224,11 @@ def source(task: str, split: str, language: str | None) -> tuple[str, str, str]:
   if split not in splits:
     raise ValueError(f"no TFDS source for split {split!r} of task {task}: "
                      f"it has {', '.join(splits)}")
-  if split != "test":
+  if task in TRANSLATE_TRAIN_LANGUAGES:
+    if language not in TRANSLATE_TRAIN_LANGUAGES[task]:
+      raise ValueError(f"no TFDS source for language {language!r} of task {task} train: "
+                       f"TFDS has {', '.join(TRANSLATE_TRAIN_LANGUAGES[task])}")
+  elif split != "test":
     language = "en"
   elif language not in TFDS_LANGUAGES[task]:
     raise ValueError(f"no TFDS source for language {language!r} of task {task} test: "
@@ -197,10 +238,16 @@ def source(task: str, split: str, language: str | None) -> tuple[str, str, str]:
   return builder.format(lang=config_lang), tfds_split, language
 
 
-def schema(builder: str, language: str) -> tuple[datasets.Features, Convert]:
-  """The hub's features for a builder's rows in ``language``, and the row conversion."""
+def schema(builder: str, language: str,
+           split: str | None = None) -> tuple[datasets.Features, Convert]:
+  """The hub's features for a builder's rows (of TFDS ``split``) in ``language``, and the row
+  conversion."""
   name = builder.split("/")[0].split(":")[0]
-  return _WIKIANN if name == "wikiann" and language in WIKIANN_EXTRA else SCHEMAS[name]
+  if name == "wikiann" and language in WIKIANN_EXTRA:
+    return _WIKIANN
+  if name == "xquad" and split == "translate-train":
+    return _XQUAD_TRANSLATE_TRAIN
+  return SCHEMAS[name]
 
 
 def read(builder: str, split: str, data_dir: str | None = None):
@@ -224,9 +271,9 @@ def read(builder: str, split: str, data_dir: str | None = None):
 def load_tfds(task: str, split: str, language: str | None,
               data_dir: str | None = None) -> datasets.Dataset:
   """One split of a task from TFDS prepared in ``data_dir`` (default: TFDS's), with the hub
-  source's columns and features; ``language`` picks the test language."""
+  source's columns and features; ``language`` picks the test (or translate-train) language."""
   builder, tfds_split, language = source(task, split, language)
-  features, convert = schema(builder, language)
+  features, convert = schema(builder, language, tfds_split)
   examples = read(builder, tfds_split, data_dir)
   rows = []
   for start in range(0, len(examples), _CHUNK):
@@ -237,4 +284,6 @@ def load_tfds(task: str, split: str, language: str | None,
   if not rows:
     raise ValueError(f"TFDS dataset {builder} split {tfds_split} has no rows for {task} {split} "
                      f"in language {language!r}")
+  if "idx" in features and "idx" not in rows[0]:  # xtreme_xnli: numbered as the hub's MNLI
+    rows = [{**row, "idx": i} for i, row in enumerate(rows)]
   return datasets.Dataset.from_list(rows, features=features)
