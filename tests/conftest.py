@@ -20,3 +20,14 @@ def xtreme_assets(tmp_path_factory):
   """Hub-layout fixtures of every target task's data, with a tokenizer and tiny model on them."""
   import hub_fixtures
   return hub_fixtures.write_assets(tmp_path_factory.mktemp("xtreme"))
+
+
+@pytest.fixture(scope="session")
+def intermediate_assets(xtreme_assets):
+  """The intermediate tasks' fixtures added to the same mirror (plus CCGbank and MLM text)."""
+  import pathlib
+  import hub_fixtures
+  hub, model = xtreme_assets
+  root = pathlib.Path(hub).parent
+  hub_fixtures.write_intermediate_mirror(root)
+  return dict(hub=hub, model=model, ccgbank=str(root / "ccgbank"), mlm=str(root / "mlm"))

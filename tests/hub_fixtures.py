@@ -198,3 +198,89 @@ def write_assets(root, seed=0) -> tuple[str, str]:
                          max_positions=128, dropout=0.0, pre_layer_norm=False, seed=seed))
   write_model(texts, root / "model", spec)
   return str(root / "hub"), str(root / "model")
+
+
+def _leaf(word: str, cat: str) -> str:
+  return f"(<L {cat} NN NN {word} {cat}>)"
+
+
+def write_ccgbank(root, rng: random.Random, per_section: int = 3) -> None:
+  """A CCGbank-shaped tree (data/AUTO/<ss>/wsj_<ss>00.auto) with flat two-leaf derivations."""
+  cats = ("N", "N/N", "NP", r"(S[dcl]\NP)/NP", "S[dcl]\\NP", ".")
+  for section in range(25):
+    d = root / "data" / "AUTO" / f"{section:02d}"
+    d.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for k in range(per_section):
+      words = _words("en", rng, rng.randrange(2, 6))
+      leaves = " ".join(_leaf(w, rng.choice(cats)) for w in words)
+      lines += [f"ID=wsj_{section:02d}00.{k + 1} PARSER=GOLD NUMPARSE=1",
+                f"(<T S[dcl] 0 {len(words)}> {leaves} )"]
+    (d / f"wsj_{section:02d}00.auto").write_text("\n".join(lines) + "\n")
+
+
+def write_intermediate_mirror(root, *, n_train=48, n_dev=12, seed=1) -> list[str]:
+  """The paper's intermediate tasks in their upstream schemas under ``root/hub``, a CCGbank
+  tree under ``root/ccgbank`` and MLM text files ``root/mlm/<lang>.txt``; returns the text."""
+  rng = random.Random(seed)
+  hub, texts = root / "hub", []
+  nli = datasets.Features({"premise": V("string"), "hypothesis": V("string"),
+                           "label": datasets.ClassLabel(names=list(tasks.NLI_LABELS))})
+  pairs = lambda n: [dict(premise=r["sentence1"], hypothesis=r["sentence2"], label=r["label"])
+                     for r in _pairs("en", rng, n, [0, 1, 2])]
+  snli = pairs(n_train)
+  snli[0]["label"] = -1  # SNLI rows without a gold label
+  _write(hub, "stanfordnlp/snli", "plain_text", {"train": snli, "validation": pairs(n_dev)}, nli)
+  anli = datasets.Features({"uid": V("string"), **nli, "reason": V("string")})
+  _write(hub, "facebook/anli", "plain_text",
+         {f"{s}_r{r}": [dict(x, uid=f"{s}{r}-{i}", reason="") for i, x in enumerate(pairs(n))]
+          for r in (1, 2, 3) for s, n in (("train", n_train // 2), ("dev", n_dev // 3))}, anli)
+  qqp = datasets.Features({"question1": V("string"), "question2": V("string"),
+                          "label": datasets.ClassLabel(names=["not_duplicate", "duplicate"]),
+                          "idx": V("int32")})
+  qq = lambda n: [dict(question1=r["sentence1"], question2=r["sentence2"], label=r["label"], idx=i)
+                  for i, r in enumerate(_pairs("en", rng, n, [0, 1]))]
+  _write(hub, "nyu-mll/glue", "qqp", {"train": qq(n_train), "validation": qq(n_dev)}, qqp)
+  squad = datasets.Features({"id": V("string"), "title": V("string"), "context": V("string"),
+                             "question": V("string"), "answers": SQUAD_ANSWERS})
+
+  def squad_v2(n):
+    rows = _qa("en", rng, n, "v2")
+    for r in rows[::3]:  # unanswerable questions
+      r["answers"] = {"text": [], "answer_start": []}
+    return rows
+  _write(hub, "rajpurkar/squad_v2", "squad_v2", {"train": squad_v2(n_train),
+                                                 "validation": squad_v2(n_dev)}, squad)
+  hella = datasets.Features({"ind": V("int32"), "activity_label": V("string"), "ctx_a": V("string"),
+                             "ctx_b": V("string"), "ctx": V("string"), "endings": S(V("string")),
+                             "source_id": V("string"), "split": V("string"),
+                             "split_type": V("string"), "label": V("string")})
+  hs = lambda n, split: [dict(ind=i, activity_label="a", ctx_a=_sentence("en", rng, 6),
+                              ctx_b=_sentence("en", rng, 2), ctx="", source_id="s", split=split,
+                              split_type="indomain", label=str(rng.randrange(4)),
+                              endings=[_sentence("en", rng, 3) for _ in range(4)]) for i in range(n)]
+  _write(hub, "Rowan/hellaswag", None, {"train": hs(n_train, "train"), "validation": hs(n_dev, "val")},
+         hella)
+  cosmos = datasets.Features({"id": V("string"), "context": V("string"), "question": V("string"),
+                              **{f"answer{i}": V("string") for i in range(4)}, "label": V("int32")})
+  cq = lambda n: [dict(id=str(i), context=_sentence("en", rng, 8), question=_sentence("en", rng, 4),
+                       label=rng.randrange(4), **{f"answer{k}": _sentence("en", rng, 3) for k in range(4)})
+                  for i in range(n)]
+  _write(hub, "allenai/cosmos_qa", None, {"train": cq(n_train), "validation": cq(n_dev)}, cosmos)
+  csqa = datasets.Features({"id": V("string"), "question": V("string"),
+                            "question_concept": V("string"),
+                            "choices": S({"label": V("string"), "text": V("string")}),
+                            "answerKey": V("string")})
+  cs = lambda n: [dict(id=str(i), question=_sentence("en", rng, 6), question_concept="c",
+                       choices={"label": list("ABCDE"), "text": [_sentence("en", rng, 2) for _ in range(5)]},
+                       answerKey=rng.choice("ABCDE")) for i in range(n)]
+  _write(hub, "tau/commonsense_qa", None, {"train": cs(n_train), "validation": cs(n_dev)}, csqa)
+  write_ccgbank(root / "ccgbank", rng)
+  (root / "mlm").mkdir(parents=True, exist_ok=True)
+  for lang in ("en", "de", "zh"):
+    lines = [_sentence(lang, rng, rng.randrange(4, 20)) for _ in range(200)]
+    (root / "mlm" / f"{lang}.txt").write_text("\n".join(lines) + "\n")
+    texts += lines
+  for rows in (snli, ):
+    texts += [r["premise"] for r in rows]
+  return texts

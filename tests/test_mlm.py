@@ -141,7 +141,8 @@ def test_grain_pipeline_is_reproducible(tok):
   batches = _take(mlm_train_batches(features, 8, 0, tokenizer=tok), 3 * rows // 8)
   first = batches[0]
   assert {k: v.shape for k, v in first.items()} == {
-      "input_ids": (8, 32), "attention_mask": (8, 32), "example_mask": (8,), "labels": (8, 32)}
+      "input_ids": (8, 32), "attention_mask": (8, 32), "example_mask": (8,), "labels": (8, 32),
+      "task": ()}
   assert first["labels"].dtype == np.int32 and (first["example_mask"] == 1).all()
   _assert_same(batches, _take(mlm_train_batches(features, 8, 0, tokenizer=tok), len(batches)))
   other = _take(mlm_train_batches(features, 8, 1, tokenizer=tok), 1)[0]

@@ -41,7 +41,7 @@ def test_two_processes_finish_one_run(tmp_path):
     assert p.returncode == 0, f"process {pid} failed:\n{out[-3000:]}"
     assert f"process {pid}/2 with 2 local devices" in out
   assert "Zero-shot xnli" in outs[0] and "Zero-shot xnli" not in outs[1]  # tables from process 0
-  result = json.loads((tmp_path / "zero_shot" / "results.json").read_text())
+  result = json.loads((tmp_path / "zero_shot" / "results.json").read_text())[0]
   assert result["examples"] == {"en": 24, "de": 24}  # every example once, none twice
   target = json.loads((tmp_path / "target" / "result.json").read_text())
   assert [h["step"] for h in target["history"]] == [2, 4]

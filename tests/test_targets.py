@@ -72,7 +72,7 @@ def test_xtreme_tasks_train_predict_and_score(xtreme_run, xtreme_assets, capsys)
   assert pawsx["data"]["train"] == {"rows": 48, "kept": 47,
                                     "malformed": {"label '2' not in ['0', '1']": 1}}
   udpos = json.loads((xtreme_run / "udpos" / "result.json").read_text())
-  assert set(udpos["dev"]) == {"f1", "precision", "recall", "accuracy"}
+  assert set(udpos["dev"]["udpos"]) == {"f1", "precision", "recall", "accuracy"}
 
 
 def test_xtreme_r_languages_from_the_same_models(xtreme_run, xtreme_assets, capsys):
@@ -109,3 +109,20 @@ def test_eval_checkpoint_errors_are_one_line(xtreme_run, capsys):
   assert "no phase of" in err and "trains task 'xcopa'" in err and len(err.splitlines()) == 1
   assert cli.main(["xtjax", "eval", "--checkpoint", "/nonexistent", "--tasks", "xnli"]) == 2
   assert "config.json is missing" in capsys.readouterr().err
+
+
+def test_predictions_do_not_depend_on_the_eval_batch_size(xtreme_run):
+  from xtjax.evaluate import evaluate_task
+  from xtjax.train import Run
+  run = Run.from_dir(str(xtreme_run))
+  cases = (("panx", "panx", "de"), ("xquad", "squad", "zh"), ("xnli", "xnli", "fr"))
+  results = {}
+  for batch in (8, 24):
+    train = run.config.train.copy_and_resolve_references()
+    train.eval_batch_size = batch
+    results[batch] = [evaluate_task(run, t, phase, [lang], out_dir=xtreme_run / f"b{batch}",
+                                    train=train)["metrics"] for t, phase, lang in cases]
+  assert results[8] == results[24]
+  for task, _, lang in cases:
+    assert (scoring.read_predictions(task, lang, xtreme_run / "b8" / "predictions")
+            == scoring.read_predictions(task, lang, xtreme_run / "b24" / "predictions"))

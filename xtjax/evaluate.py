@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from xtjax import scoring
+from xtjax.data import pipeline
 from xtjax.data.tasks import check_languages, get_task
 from xtjax.steps import make_eval_step
 
@@ -38,10 +39,10 @@ def evaluate_task(run, task_name: str, from_phase: str, languages, *, split: str
   """Scores the selected model of ``from_phase`` on ``task_name`` in each language and writes
   the prediction files under ``out_dir/predictions``."""
   from xtjax.train import evaluate_split, load_task_data
-  task = get_task(task_name)
-  languages = check_languages(task, languages)
   data, train = data or run.config.data, train or run.config.train
-  trained = (run.result(from_phase) or {}).get("task", task.name)  # its head (squad for xquad)
+  task = pipeline.resolve(get_task(task_name), data)
+  languages = check_languages(task, languages)
+  trained = trained_head(run, from_phase, task)
   if get_task(trained).kind != task.kind:
     raise ValueError(f"phase {from_phase} trained {trained} ({get_task(trained).kind}), which "
                      f"cannot predict {task.name} ({task.kind}): evaluate from another phase")
@@ -63,6 +64,20 @@ def evaluate_task(run, task_name: str, from_phase: str, languages, *, split: str
                                    for m, v in metrics.items()},
             "examples": sizes, "data": reports}
   return result
+
+
+def trained_head(run, phase: str, task) -> str:
+  """The head of ``phase`` that predicts ``task``: its own, the one it shares (squad for xquad),
+  or the phase's only head."""
+  done = run.result(phase) or {}
+  heads = done.get("tasks") or [done.get("task", task.name)]
+  for head in (task.name, task.model_task):
+    if head in heads:
+      return head
+  if len(heads) == 1:
+    return heads[0]
+  raise ValueError(f"phase {phase} trained {heads}, none of which is {task.name}: evaluate it "
+                   "from a phase that trained it")
 
 
 def write_results(out_dir, results: list[dict], title: str) -> str:
@@ -98,8 +113,9 @@ def trained_phase(run, task: str) -> str:
   """The last phase of the run that trained ``task`` (the model a zero-shot eval of it uses)."""
   from xtjax.train import phase_order
   trains = {task, get_task(task).model_task}
-  names = [n for n in phase_order(run.config) if run.config.phases[n].kind == "train"
-           and run.config.phases[n].task in trains]
+  phases = run.config.phases
+  names = [n for n in phase_order(run.config) if phases[n].kind == "train"
+           and trains & set(phases[n].get("tasks") or [phases[n].get("task")])]
   if not names:
     raise ValueError(f"no phase of {run.dir} trains task {task!r}: add a train phase for it "
                      f"(its phases: {', '.join(run.config.phases)})")

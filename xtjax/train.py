@@ -205,27 +205,50 @@ def evaluate_split(run: Run, task: Task, eval_step, params, rows, features, lang
   return predicted, outputs.score(task, predicted, outputs.gold(task, rows), language)
 
 
+def task_data(data, phase, task: str):
+  """The phase's data settings with the task's own overrides (``phase.task_data[task]``)."""
+  overrides = dict((phase.get("task_data", {}) or {}).get(task, {}) or {})
+  unknown = [k for k in overrides if k not in data]
+  if unknown:
+    raise ValueError(f"unknown data key(s) {unknown} in task_data.{task}: use {', '.join(data)}")
+  data = data.copy_and_resolve_references()
+  data.update(overrides)
+  return data
+
+
 def run_train(run: Run, name: str, phase) -> dict:
-  """Trains one task from the ``init_from`` phase, evaluating on English dev for model selection."""
-  task = get_task(phase.task)
+  """Trains ``phase.task``, or ``phase.tasks`` together (one encoder, one optimizer, a head per
+  task, each batch from one task drawn with probability proportional to its size to the power
+  1/``train.mix_temperature``), from the ``init_from`` phase. Model selection: the mean over
+  tasks of each one's English dev metric (masked LM has none; an MLM-only phase keeps its last
+  step)."""
+  names = list(phase.tasks) if phase.get("tasks") else [phase.task]
   optim, train, data = phase_settings(run, phase)
-  model, param_sh = run.model({task.name: (task.kind, task.num_labels)})
-  train_rows, train_features, train_report = load_task_data(run, task, "train", None, data)
-  # jiant validates on a fixed subset during training (train.dev_examples; 0 = all).
-  dev_rows, dev_features, dev_report = load_task_data(run, task, "dev", None, data,
-                                                      train.dev_examples)
-  n_train = feats.num_rows(train_features)
-  steps = train.steps or math.ceil(train.epochs * n_train / train.batch_size)
+  datas = [task_data(data, phase, n) for n in names]
+  tasks = [pipeline.resolve(get_task(n), d) for n, d in zip(names, datas)]
+  model, param_sh = run.model({t.name: (t.kind, t.num_labels) for t in tasks})
+  parts, dev, reports = [], {}, {}
+  for task, d in zip(tasks, datas):
+    _, features, reports[task.name] = load_task_data(run, task, "train", None, d)
+    transform = None
+    if task.kind == "masked_lm":
+      from xtjax.data.mlm import MaskTokens
+      transform = MaskTokens.from_tokenizer(run.tokenizer)
+    else:  # jiant validates on a fixed subset during training (train.dev_examples; 0 = all)
+      dev[task.name] = load_task_data(run, task, "dev", None, d, train.dev_examples)
+    parts.append((features, feats.model_keys(task.kind, features), transform))
+  sizes = [feats.num_rows(p[0]) for p in parts]
+  steps = train.steps or math.ceil(train.epochs * sum(sizes) / train.batch_size)
   tx = make_optimizer(optim, steps, list(param_sh))
   accum = optim.grad_accum_steps  # each optimizer step sums this many micro-batches
   if train.batch_size % accum:
     raise ValueError(f"train.batch_size {train.batch_size} does not divide into "
                      f"optim.grad_accum_steps={accum} micro-batches")
-  micro_batch = train.batch_size // accum
 
   ckpt = run.checkpoints(name, select_metric="dev_score")
-  keys = feats.model_keys(task.kind, train_features)
-  data_iter = feats.train_batches(train_features, keys, micro_batch, seed=run.config.seed)
+  data_iter = feats.train_batches(parts, train.batch_size // accum, seed=run.config.seed,
+                                  weights=[n ** (1 / train.mix_temperature) for n in sizes],
+                                  num_batches=steps * accum)
   opt_abstract = jax.eval_shape(tx.init, model.shapes())
   opt_sh = opt_shardings(opt_abstract, model.shapes(), param_sh, run.mesh)
   latest = ckpt.latest_step()
@@ -248,19 +271,23 @@ def run_train(run: Run, name: str, phase) -> dict:
       opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
     start, history = 0, []
 
-  train_step = make_train_step(model, tx, task.name, task.kind, param_sh, opt_sh, run.batch_sh)
-  eval_step = make_eval_step(model, task.name, param_sh, run.batch_sh)
+  train_steps = [make_train_step(model, tx, t.name, t.kind, param_sh, opt_sh, run.batch_sh)
+                 for t in tasks]
+  eval_steps = {t.name: make_eval_step(model, t.name, param_sh, run.batch_sh) for t in tasks}
   writer = metric_writer(run, name)
   base_rng = jax.random.key(run.config.seed + 1, impl=train.rng_impl)
   pending, t0 = [], time.time()
 
   def evaluate_and_save(step: int):
-    _, scores = evaluate_split(run, task, eval_step, params, dev_rows, dev_features, "en", train)
-    value = scores[task.metric]
+    scores = {t.name: evaluate_split(run, t, eval_steps[t.name], params, *dev[t.name][:2], "en",
+                                     train)[1] for t in tasks if t.name in dev}
+    value = (float(np.mean([scores[t.name][t.metric] for t in tasks if t.name in dev]))
+             if dev else float(step))
     history.append({"step": step, "dev_score": value, "dev": scores})
     if writer:
-      for k, v in scores.items():
-        writer.add_scalar(f"dev/{k}", v, step)
+      for task_name, task_scores in scores.items():
+        for k, v in task_scores.items():
+          writer.add_scalar(f"dev/{task_name}/{k}", v, step)
     ckpt.save(step, params, opt_state, data_iter, metrics={"dev_score": value},
               meta={"phase": name, "step": step, "history": history, "plan": plan,
                     "config": run.config.to_dict()})
@@ -271,7 +298,9 @@ def run_train(run: Run, name: str, phase) -> dict:
   with jax.set_mesh(run.mesh):
     for step in bar:
       for micro in range(accum):
-        batch = shd.global_batch(next(data_iter), run.batch_sh)
+        local = next(data_iter)
+        train_step = train_steps[int(local.pop("task"))]
+        batch = shd.global_batch(local, run.batch_sh)
         params, opt_state, metrics = train_step(params, opt_state, batch,
                                                 jax.random.fold_in(base_rng, step * accum + micro))
         pending.append(metrics)
@@ -295,10 +324,12 @@ def run_train(run: Run, name: str, phase) -> dict:
   if writer:
     writer.close()
   best = max((h for h in history if h["step"] in kept), key=lambda h: (h["dev_score"], h["step"]))
-  return {"task": task.name, "steps": steps, "selected_step": best["step"],
-          "dev_metric": task.metric, "dev_score": best["dev_score"], "dev": best["dev"],
-          "history": history, "loaded_from": plan,
-          "data": {"train": train_report, "dev": dev_report}}
+  return {"task": names[0], "tasks": names, "labels": {t.name: list(t.labels) for t in tasks},
+          "steps": steps, "selected_step": best["step"],
+          "dev_metric": {t.name: t.metric for t in tasks if t.name in dev} or "last step",
+          "dev_score": best["dev_score"], "dev": best["dev"], "history": history,
+          "loaded_from": plan, "train_sizes": dict(zip(names, sizes)),
+          "data": {"train": reports, "dev": {k: v[2] for k, v in dev.items()}}}
 
 
 def flush_metrics(pending: list, step: int, phase: str) -> dict:

@@ -20,7 +20,7 @@ from xtjax.data import qa, tagging
 log = logging.getLogger(__name__)
 
 TARGETS = {"classification": ("label",), "multiple_choice": ("label",),
-           "token_classification": ("labels",),
+           "token_classification": ("labels",), "masked_lm": ("labels",),
            "question_answering": ("start_position", "end_position")}
 TOKEN_LEVEL = ("token_classification", "question_answering")
 
@@ -36,7 +36,7 @@ def encode(rows: datasets.Dataset, kind: str, tokenizer, max_length: int, *, tra
             "label": np.asarray(rows["label"])}
   if kind == "multiple_choice":
     n = len(rows["choices"][0]) if rows["choices"] else 0
-    firsts = [f"{p} {q}" for p, q in zip(rows["premise"], rows["question"]) for _ in range(n)]
+    firsts = [f"{p} {q}".strip() for p, q in zip(rows["premise"], rows["question"]) for _ in range(n)]
     seconds = [c for choices in rows["choices"] for c in choices]
     enc = tokenizer(firsts, seconds, truncation=True, max_length=max_length,
                     padding="max_length", return_tensors="np")
@@ -48,6 +48,9 @@ def encode(rows: datasets.Dataset, kind: str, tokenizer, max_length: int, *, tra
   if kind == "question_answering":
     make = qa.train_features if training else qa.eval_features
     return make(rows, tokenizer, max_length=max_length, stride=stride)
+  if kind == "masked_lm":  # packed text; masked anew each epoch by `xtjax.data.mlm.MaskTokens`
+    from xtjax.data.mlm import mlm_features
+    return mlm_features(rows["text"], tokenizer, max_length)
   raise ValueError(f"no features for task kind {kind!r}")
 
 
@@ -73,17 +76,53 @@ class _Rows:
     return {**{k: v[i] for k, v in self.arrays.items()}, "example_mask": np.int32(1)}
 
 
-def train_batches(features: dict, keys, global_batch_size: int, seed: int) -> grain.DatasetIterator:
-  """An endless, per-epoch reshuffled, checkpointable iterator of this process's batch rows."""
+class _Mixture:
+  """Batch ``s`` of the mixed stream: the next batch of the task drawn for step ``s``."""
+
+  def __init__(self, parts, choice: np.ndarray):
+    self.parts, self.choice = parts, choice
+    self.position = np.zeros_like(choice)
+    for i in range(len(parts)):  # how many batches of the same task came before
+      chosen = choice == i
+      self.position[chosen] = np.arange(chosen.sum())
+
+  def __len__(self):
+    return len(self.choice)
+
+  def __getitem__(self, s):
+    i = int(self.choice[s])
+    return {**self.parts[i][int(self.position[s])], "task": np.int32(i)}
+
+
+def train_batches(parts, global_batch_size: int, seed: int, *, weights=None,
+                  num_batches: int = 0) -> grain.DatasetIterator:
+  """A checkpointable iterator of this process's training batches.
+
+  ``parts`` is a list of (features, keys, transform or None), one per task; every batch comes
+  from one task, drawn at random with probability proportional to ``weights`` (a fixed draw per
+  batch index, the same on every process), and carries the task's index as ``task``. Each
+  task's rows are reshuffled every epoch; ``transform`` (a grain random map, e.g. MLM masking)
+  is applied per row. With several tasks, ``num_batches`` (the run's length) must be given.
+  """
   n_proc, index = jax.process_count(), jax.process_index()
   if global_batch_size % n_proc:
     raise ValueError(f"batch size {global_batch_size} does not divide over {n_proc} processes")
-  if num_rows(features) < global_batch_size:
-    raise ValueError(f"{num_rows(features)} training examples are fewer than one batch of "
-                     f"{global_batch_size}")
-  source = grain.MapDataset.source(_Rows(features, keys)).seed(seed).shuffle().repeat(None)
-  return iter(source[index::n_proc].batch(global_batch_size // n_proc, drop_remainder=True)
-              .to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))
+  streams = []
+  for i, (features, keys, transform) in enumerate(parts):
+    if num_rows(features) < global_batch_size:
+      raise ValueError(f"{num_rows(features)} training examples are fewer than one batch of "
+                       f"{global_batch_size}")
+    rows = grain.MapDataset.source(_Rows(features, keys)).seed(seed + i).shuffle().repeat(None)
+    if transform is not None:
+      rows = rows.random_map(transform)
+    streams.append(rows[index::n_proc].batch(global_batch_size // n_proc, drop_remainder=True))
+  if len(streams) == 1:
+    mixed = streams[0].map(lambda b: {**b, "task": np.int32(0)})
+  else:
+    p = np.asarray(weights, np.float64) / np.sum(weights)
+    choice = np.random.default_rng(seed).choice(len(streams), size=num_batches, p=p)
+    mixed = grain.MapDataset.source(_Mixture(streams, choice))
+  return iter(mixed.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))
 
 
 def bucket_lengths(max_length: int, buckets) -> list[int]:

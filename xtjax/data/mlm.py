@@ -17,10 +17,9 @@ import logging
 import os
 
 import grain
-import jax
 import numpy as np
 
-from xtjax.data.features import _Rows, num_rows
+from xtjax.data.features import train_batches
 from xtjax.data.pipeline import load_source
 from xtjax.data.tasks import Source
 
@@ -155,15 +154,7 @@ class MaskTokens(grain.transforms.RandomMap):
 
 def mlm_train_batches(features: dict, global_batch_size: int, seed: int, *, tokenizer,
                       probability: float = 0.15) -> grain.DatasetIterator:
-  """As `xtjax.data.features.train_batches`, with rows masked anew each epoch (``labels`` added).
-  Masks depend on the seed and the global position only, not on the process count."""
-  n_proc, index = jax.process_count(), jax.process_index()
-  if global_batch_size % n_proc:
-    raise ValueError(f"batch size {global_batch_size} does not divide over {n_proc} processes")
-  if num_rows(features) < global_batch_size:
-    raise ValueError(f"{num_rows(features)} masked-LM rows are fewer than one batch of "
-                     f"{global_batch_size}")
-  source = (grain.MapDataset.source(_Rows(features, KEYS)).seed(seed).shuffle().repeat(None)
-            .random_map(MaskTokens.from_tokenizer(tokenizer, probability)))
-  return iter(source[index::n_proc].batch(global_batch_size // n_proc, drop_remainder=True)
-              .to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))
+  """`xtjax.data.features.train_batches` of masked-LM rows, masked anew each epoch (``labels``
+  added). Masks depend on the seed and the global position only, not on the process count."""
+  return train_batches([(features, KEYS, MaskTokens.from_tokenizer(tokenizer, probability))],
+                       global_batch_size, seed)

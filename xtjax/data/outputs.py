@@ -23,8 +23,9 @@ def predictions(task: Task, rows, features: dict, logits: np.ndarray):
   if task.kind == "token_classification":
     tags = tagging.decode(features, logits, [len(t) for t in rows["tokens"]])
     return [[task.labels[t] for t in sentence] for sentence in tags]
-  if task.kind == "question_answering":
-    return qa.decode(rows["context"], rows["id"], features, logits[..., 0], logits[..., 1])
+  if task.kind == "question_answering":  # SQuAD v2: "" when the null score beats the best span
+    return qa.decode(rows["context"], rows["id"], features, logits[..., 0], logits[..., 1],
+                     null_score_diff_threshold=0.0 if task.null_answers else None)
   raise ValueError(f"no predictions for task kind {task.kind!r}")
 
 
@@ -45,4 +46,6 @@ def score(task: Task, predicted, labels, language: str) -> dict[str, float]:
     return {"accuracy": metrics.accuracy(predicted, labels)}
   if task.kind == "token_classification":
     return metrics.tagging_scores(labels, predicted)
+  if task.null_answers:
+    return metrics.qa_scores(predicted, labels, version_2=True)
   return metrics.qa_scores(predicted, labels, language if task.name == "mlqa" else None)

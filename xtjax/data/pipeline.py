@@ -3,6 +3,7 @@ tensorflow-datasets; either way the same upstream schema, checked by `xtjax.data
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import datasets
@@ -40,17 +41,64 @@ def load_source(source: Source, *, hub_mirror: str | None = None) -> datasets.Da
 
 
 def load_rows(task: Task, split: str, language: str | None, data) -> tuple[datasets.Dataset, dict]:
-  """The task's rows for one split (and language), normalised, with the malformed-row report.
+  """The task's rows for one split (and language), normalised, with the malformed-row report;
+  a split of several sources (ANLI+) is their concatenation, reported per source.
 
   ``data`` is the run's data config: ``source`` ('hub' or 'tfds'), ``hub_mirror``,
-  ``tfds_data_dir`` and ``strict``.
+  ``tfds_data_dir``, ``ccgbank_dir``, ``mlm_sources`` and ``strict``.
   """
+  if task.kind == "masked_lm":
+    return _mlm_rows(split, data)
+  parts, reports = [], {}
+  for source in task.sources(split, language):
+    ds = _load(task, source, split, language, data)
+    ds, reports[source.describe()] = rows_lib.normalize(ds, source, task, training=split == "train",
+                                                       strict=data.strict)
+    parts.append(ds)
+  if len(parts) == 1:
+    return parts[0], next(iter(reports.values()))
+  report = {"rows": sum(r["rows"] for r in reports.values()),
+            "kept": sum(r["kept"] for r in reports.values()), "malformed": {}, "sources": reports}
+  for r in reports.values():
+    for reason, n in r["malformed"].items():
+      report["malformed"][reason] = report["malformed"].get(reason, 0) + n
+  return datasets.concatenate_datasets(parts), report
+
+
+def _load(task: Task, source: Source, split: str, language: str | None, data) -> datasets.Dataset:
+  if source.repo == "ccgbank":
+    from xtjax.data.ccg import load_ccgbank
+    return load_ccgbank(data.ccgbank_dir, split)
   if data.source == "tfds":
     from xtjax.data.tfds_source import load_tfds
-    ds, source = load_tfds(task.name, split, language, data.tfds_data_dir), task.source(split, language)
-  elif data.source == "hub":
-    source = task.source(split, language)
-    ds = load_source(source, hub_mirror=data.hub_mirror)
-  else:
-    raise ValueError(f"unknown data.source {data.source!r}: use 'hub' or 'tfds'")
-  return rows_lib.normalize(ds, source, task, training=split == "train", strict=data.strict)
+    return load_tfds(task.name, split, language, data.tfds_data_dir)
+  if data.source == "hub":
+    return load_source(source, hub_mirror=data.hub_mirror)
+  raise ValueError(f"unknown data.source {data.source!r}: use 'hub' or 'tfds'")
+
+
+def _mlm_rows(split: str, data) -> tuple[datasets.Dataset, dict]:
+  """Text of every ``data.mlm_sources`` entry (its last ``mlm_dev_texts`` lines are dev)."""
+  from xtjax.data.mlm import load_text
+  if not data.mlm_sources:
+    raise ValueError("task mlm needs data.mlm_sources: hub text datasets ('repo[:config]') or "
+                     "text files, e.g. --config.data.mlm_sources='(\"wikimedia/wikipedia:20231101.de\",)'")
+  texts = []
+  for source in data.mlm_sources:
+    lines = load_text(source, max_lines=data.mlm_max_texts or None, hub_mirror=data.hub_mirror)
+    cut = max(len(lines) - data.mlm_dev_texts, 0)
+    texts += lines[:cut] if split == "train" else lines[cut:]
+  return datasets.Dataset.from_dict({"text": texts}), {"rows": len(texts), "kept": len(texts),
+                                                        "malformed": {}}
+
+
+def resolve(task: Task, data) -> Task:
+  """The task with labels known only from its data filled in (CCG supertags: every category of
+  the three splits, numbered by train frequency, as jiant numbers them)."""
+  if task.name != "ccg":
+    return task
+  from xtjax.data.ccg import load_ccgbank, tag_vocabulary
+  splits = [load_ccgbank(data.ccgbank_dir, s) for s in ("train", "dev", "test")]
+  train_tags = tag_vocabulary(splits[0])
+  rest = sorted({t for ds in splits[1:] for tags in ds["tags"] for t in tags} - set(train_tags))
+  return dataclasses.replace(task, labels=train_tags + tuple(rest))

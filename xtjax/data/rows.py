@@ -52,17 +52,33 @@ def _classification(row, source: Source, task: Task, names):
   return {"text_a": a, "text_b": b, "label": index[label]}, ""
 
 
-def _multiple_choice(row, source: Source, task: Task, names):
-  choices = [_text(row[source.column(f"choice{i + 1}")]) for i in range(task.num_labels)]
-  premise = _text(row[source.column("premise")])
-  question = row[source.column("question")]
-  question = COPA_QUESTIONS.get(question, question)
+def _choice_fields(row, source: Source, task: Task):
+  """(premise, question, choices, raw label, label index) of one multiple-choice row."""
+  if source.layout == "hellaswag":  # context ctx_a; each choice continues ctx_b (as jiant)
+    choices = [f"{row['ctx_b']} {e}".strip() for e in row["endings"]]
+    return row["ctx_a"], "", choices, row["label"], _int(row["label"])
+  if source.layout == "commonsenseqa":  # the question is the context; answerKey is a letter
+    keys = list(row["choices"]["label"])
+    index = keys.index(row["answerKey"]) if row["answerKey"] in keys else -1
+    return row["question"], "", list(row["choices"]["text"]), row["answerKey"], index
+  choices = [row[source.column(f"choice{i + 1}")] for i in range(task.num_labels)]
+  question = row[source.column("question")] if source.column("question") in row else ""
   raw = row[source.column("label")]
+  label = _int(raw)
+  return (row[source.column("premise")], COPA_QUESTIONS.get(question, question), choices, raw,
+          label - source.label_offset if label >= 0 else -1)
+
+
+def _int(value) -> int:
   try:
-    label = int(raw) - source.label_offset
+    return int(value)
   except (TypeError, ValueError):
-    label = -1
-  if premise is None or not _text(question) or any(c is None for c in choices):
+    return -1
+
+
+def _multiple_choice(row, source: Source, task: Task, names):
+  premise, question, choices, raw, label = _choice_fields(row, source, task)
+  if _text(premise) is None or len(choices) != task.num_labels or any(_text(c) is None for c in choices):
     return None, "missing text"
   if not 0 <= label < task.num_labels:
     return None, f"label {raw!r} not a choice index"
@@ -81,7 +97,8 @@ def _question_answering(row, source: Source, task: Task, names, *, training: boo
   fields = {k: row[k] for k in ("id", "question", "context", "answers")}
   if not _text(fields["question"]) or not _text(fields["context"]):
     return None, "missing text"
-  problem = qa.answer_problem(fields["context"], fields["answers"], require_answer=training)
+  problem = qa.answer_problem(fields["context"], fields["answers"],
+                              require_answer=training and not task.null_answers)
   return (None, problem) if problem else (fields, "")
 
 

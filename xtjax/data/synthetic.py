@@ -165,6 +165,11 @@ def _examples(n: int, rng: random.Random, max_facts: int) -> list[tuple[dict, in
   return [(_sample(rng, label, max_facts), label) for label in labels]
 
 
+# libyaml when available: mirrors with many configs rewrite README.md once per config.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def write_hub_config(repo_dir, config_name: str, splits: dict[str, datasets.Dataset]) -> dict:
   """Writes one config of a hub-style dataset repo: ``<config>/<split>-00000-of-00001.parquet``
   files and its ``configs``/``dataset_info`` entries in README.md (other configs are kept)."""
@@ -177,7 +182,7 @@ def write_hub_config(repo_dir, config_name: str, splits: dict[str, datasets.Data
   readme = repo_dir / "README.md"
   meta = {}
   if readme.exists():
-    meta = yaml.safe_load(readme.read_text().split("---")[1]) or {}
+    meta = yaml.load(readme.read_text().split("---")[1], Loader=_YAML_LOADER) or {}
   features = next(iter(splits.values())).features
   info = dict(config_name=config_name, features=features._to_yaml_list(),
               splits=[dict(name=s, num_bytes=ds.data.nbytes, num_examples=len(ds))
@@ -187,7 +192,7 @@ def write_hub_config(repo_dir, config_name: str, splits: dict[str, datasets.Data
   for key, entry in (("dataset_info", info), ("configs", config)):
     meta[key] = [e for e in meta.get(key, []) if e["config_name"] != config_name] + [entry]
     meta[key].sort(key=lambda e: e["config_name"])
-  readme.write_text(f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n"
+  readme.write_text(f"---\n{yaml.dump(meta, Dumper=_YAML_DUMPER, sort_keys=False)}---\n\n"
                     f"Synthetic local mirror written by xtjax.data.synthetic.\n")
   return {split: str(repo_dir / path) for split, path in files.items()}
 

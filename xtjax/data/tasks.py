@@ -33,6 +33,7 @@ class Source:
   language_value: str | None = None
   id_prefix: str | None = None  # keep rows whose id starts with this (TyDiQA: "english-")
   label_offset: int = 0  # SocialIQA labels count from 1
+  layout: str = ""  # multiple choice rows laid out other than choice1..N columns (see rows.py)
 
   def column(self, field: str) -> str:
     return dict(self.columns).get(field, field)
@@ -44,16 +45,21 @@ class Source:
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-  """English train and dev sources, and a test source per language."""
+  """English train and dev sources (several are concatenated), and a test source per language."""
 
   name: str
   kind: str
-  train: Source
-  dev: Source
+  train: Source | tuple[Source, ...]
+  dev: Source | tuple[Source, ...]
   test: dict[str, Source]
   labels: tuple[str, ...] = ()  # class or tag names; multiple choice: the choice count as names
   metric: str = "accuracy"  # the dev metric that selects the checkpoint
   model_task: str | None = None  # a task whose trained model this one shares (xquad: squad)
+  null_answers: bool = False  # QA with unanswerable questions (SQuAD v2.0)
+
+  def sources(self, split: str, language: str | None = None) -> tuple[Source, ...]:
+    source = self.source(split, language)
+    return source if isinstance(source, tuple) else (source,)
 
   @property
   def languages(self) -> tuple[str, ...]:
@@ -63,7 +69,7 @@ class Task:
   def num_labels(self) -> int:
     return len(self.labels)
 
-  def source(self, split: str, language: str | None = None) -> Source:
+  def source(self, split: str, language: str | None = None) -> Source | tuple[Source, ...]:
     if split in ("train", "dev"):
       return getattr(self, split)
     if split != "test":
@@ -185,6 +191,56 @@ TASKS = {
                   dev=_src("aps/super_glue", "copa", "validation", **_COPA),
                   test={l: _src("cambridgeltl/xcopa", l, "test", **_COPA) for l in XCOPA_LANGS}),
 }
+
+
+# --- intermediate tasks of Phang et al. (2020); ids from ../shared/reference/paper_and_jiant.md.
+_NLI = dict(columns={"text_a": "premise", "text_b": "hypothesis", "label": "label"})
+_QQP = dict(columns={"text_a": "question1", "text_b": "question2", "label": "label"})
+_COSMOS = dict(columns={"premise": "context", **{f"choice{i + 1}": f"answer{i}" for i in range(4)}})
+_HELLASWAG = dict(layout="hellaswag")
+_CSQA = dict(layout="commonsenseqa")
+# ANLI+ = SNLI + MNLI + ANLI rounds 1-3 with one head (SNLI rows without a gold label, -1, are
+# reported as malformed); model selection on the three ANLI dev rounds together.
+_ANLI = tuple(_src("facebook/anli", "plain_text", f"train_r{r}", **_NLI) for r in (1, 2, 3))
+_ANLI_DEV = tuple(_src("facebook/anli", "plain_text", f"dev_r{r}", **_NLI) for r in (1, 2, 3))
+
+TASKS.update({
+    "anli_plus": Task("anli_plus", "classification", labels=NLI_LABELS,
+                      train=(_src("stanfordnlp/snli", "plain_text", "train", **_NLI),
+                             _src("nyu-mll/glue", "mnli", "train", **_MNLI)) + _ANLI,
+                      dev=_ANLI_DEV, test={"en": _ANLI_DEV}),
+    "qqp": Task("qqp", "classification", labels=("not_duplicate", "duplicate"),
+                train=_src("nyu-mll/glue", "qqp", "train", **_QQP),
+                dev=_src("nyu-mll/glue", "qqp", "validation", **_QQP),
+                test={"en": _src("nyu-mll/glue", "qqp", "validation", **_QQP)}),
+    "squad_v2": Task("squad_v2", "question_answering", metric="f1", null_answers=True,
+                     train=_src("rajpurkar/squad_v2", "squad_v2", "train"),
+                     dev=_src("rajpurkar/squad_v2", "squad_v2", "validation"),
+                     test={"en": _src("rajpurkar/squad_v2", "squad_v2", "validation")}),
+    "hellaswag": Task("hellaswag", "multiple_choice", labels=("0", "1", "2", "3"),
+                      train=_src("Rowan/hellaswag", None, "train", **_HELLASWAG),
+                      dev=_src("Rowan/hellaswag", None, "validation", **_HELLASWAG),
+                      test={"en": _src("Rowan/hellaswag", None, "validation", **_HELLASWAG)}),
+    "cosmosqa": Task("cosmosqa", "multiple_choice", labels=("0", "1", "2", "3"),
+                     train=_src("allenai/cosmos_qa", None, "train", **_COSMOS),
+                     dev=_src("allenai/cosmos_qa", None, "validation", **_COSMOS),
+                     test={"en": _src("allenai/cosmos_qa", None, "validation", **_COSMOS)}),
+    "commonsenseqa": Task("commonsenseqa", "multiple_choice", labels=("A", "B", "C", "D", "E"),
+                          train=_src("tau/commonsense_qa", None, "train", **_CSQA),
+                          dev=_src("tau/commonsense_qa", None, "validation", **_CSQA),
+                          test={"en": _src("tau/commonsense_qa", None, "validation", **_CSQA)}),
+    # CCGbank is licensed (LDC2005T13): read from data.ccgbank_dir; the supertag set is built
+    # from all three splits, as jiant numbers every category (see xtjax/data/ccg.py).
+    "ccg": Task("ccg", "token_classification", metric="accuracy",
+                train=_src("ccgbank", None, "train"), dev=_src("ccgbank", None, "dev"),
+                test={"en": _src("ccgbank", None, "test")}),
+    # Multilingual masked-language modelling on data.mlm_sources (hub text datasets or files).
+    "mlm": Task("mlm", "masked_lm", metric="accuracy",
+                train=_src("mlm", None, "train"), dev=_src("mlm", None, "dev"),
+                test={"en": _src("mlm", None, "dev")}),
+})
+INTERMEDIATE_TASKS = ("anli_plus", "mnli", "qqp", "squad", "squad_v2", "hellaswag", "ccg",
+                      "cosmosqa", "commonsenseqa")
 
 
 def get_task(name: str) -> Task:

@@ -1,0 +1,104 @@
+"""Intermediate-task training as in the paper: every intermediate task loads from its upstream
+schema, and a multi-task phase (three task kinds plus multilingual MLM) feeds two target tasks."""
+
+import json
+
+import numpy as np
+import pytest
+from ml_collections import ConfigDict
+
+from xtjax import train as train_lib
+from xtjax.config import base_config
+from xtjax.data import features as feats
+from xtjax.data import pipeline, tasks
+
+
+def data_config(a, **kw):
+  c = base_config().data
+  c.update(hub_mirror=a["hub"], ccgbank_dir=a["ccgbank"], mlm_sources=tuple(f"{a['mlm']}/{l}.txt" for l in ("en", "de", "zh")),
+           mlm_dev_texts=20, **kw)
+  return c
+
+
+@pytest.mark.parametrize("name", tasks.INTERMEDIATE_TASKS + ("mlm",))
+def test_every_intermediate_task_loads(name, intermediate_assets):
+  data = data_config(intermediate_assets)
+  task = pipeline.resolve(tasks.get_task(name), data)
+  rows, report = pipeline.load_rows(task, "train", None, data)
+  assert report["kept"] == len(rows) > 0
+  if name == "anli_plus":  # SNLI + MNLI + ANLI r1-r3, reported per source
+    assert len(report["sources"]) == 5 and report["malformed"] == {
+        "label -1 not in ['entailment', 'neutral', 'contradiction']": 1}
+    assert len(rows) == 47 + 48 + 3 * 24
+  if name == "squad_v2":  # unanswerable questions are valid rows
+    assert sum(1 for a in rows["answers"] if not a["text"]) == 16
+  if name == "hellaswag":
+    assert len(rows[0]["choices"]) == 4 and rows[0]["question"] == ""
+  if name == "commonsenseqa":
+    assert len(rows[0]["choices"]) == 5
+  if name == "ccg":
+    assert task.num_labels == 6 and set(rows[0]["tags"]) <= set(range(6))
+  if name == "mlm":
+    assert len(rows) == 3 * 180
+
+
+def test_ccgbank_missing_is_a_clear_error():
+  data = base_config().data
+  with pytest.raises(FileNotFoundError, match="LDC2005T13.*data.ccgbank_dir"):
+    pipeline.resolve(tasks.get_task("ccg"), data)
+
+
+def test_task_mixture_follows_the_weights_and_resumes():
+  parts = [({"input_ids": np.full((40, 4), i, np.int32), "attention_mask": np.ones((40, 4), np.int32),
+             "label": np.zeros(40, np.int32)}, ("input_ids", "attention_mask", "label"), None)
+           for i in range(3)]
+  it = feats.train_batches(parts, 4, seed=0, weights=[6, 3, 1], num_batches=3000)
+  drawn = [int(next(it)["task"]) for _ in range(3000)]
+  np.testing.assert_allclose(np.bincount(drawn) / 3000, [0.6, 0.3, 0.1], atol=0.03)
+  it = feats.train_batches(parts, 4, seed=0, weights=[6, 3, 1], num_batches=3000)
+  for _ in range(10):
+    next(it)
+  state = it.get_state()
+  ahead = [next(it) for _ in range(5)]
+  again = feats.train_batches(parts, 4, seed=0, weights=[6, 3, 1], num_batches=3000)
+  again.set_state(state)
+  for a, b in zip(ahead, [next(again) for _ in range(5)]):
+    assert int(a["task"]) == int(b["task"]) and (a["input_ids"] == b["input_ids"]).all()
+  assert int(ahead[0]["task"]) == drawn[10]  # batches carry the task drawn for their index
+
+
+def test_multitask_intermediate_feeds_two_targets(intermediate_assets, tmp_path):
+  a = intermediate_assets
+  c = base_config()
+  c.run_dir = str(tmp_path)
+  c.model.update(checkpoint=a["model"], dtype="float32")
+  c.data = data_config(a, max_length=48, doc_stride=16)
+  c.train.update(batch_size=8, eval_batch_size=8, steps=8, eval_every=4, log_every=2)
+  c.optim.lr = 1e-3
+  c.phases.pretrained = dict(kind="pretrained")
+  c.phases.intermediate = dict(kind="train", tasks=("squad", "hellaswag", "ccg", "mlm"),
+                               init_from="pretrained", dont_load=["heads/.*"])
+  for target in ("xnli", "udpos"):
+    c.phases[target] = dict(kind="train", task=target, init_from="intermediate",
+                            dont_load=["heads/.*"], train=dict(steps=2, eval_every=2))
+    c.phases[f"eval_{target}"] = dict(kind="eval", task=target, from_phase=target,
+                                      languages=("en", "de", "zh"))
+  results = train_lib.run_all(c)
+  inter = results["intermediate"]
+  assert inter["tasks"] == ["squad", "hellaswag", "ccg", "mlm"]
+  assert set(inter["dev"]) == {"squad", "hellaswag", "ccg"}  # MLM takes no part in selection
+  assert inter["dev_score"] == pytest.approx(np.mean([inter["dev"]["squad"]["f1"],
+                                                      inter["dev"]["hellaswag"]["accuracy"],
+                                                      inter["dev"]["ccg"]["accuracy"]]))
+  assert set(inter["train_sizes"]) == set(inter["tasks"]) and inter["selected_step"] in (4, 8)
+  for k in ("heads/squad/qa_outputs/kernel", "heads/hellaswag/classifier/kernel",
+            "heads/ccg/classifier/kernel", "heads/mlm/bias"):
+    assert k in inter["loaded_from"] and inter["loaded_from"][k] is None  # fresh heads
+  for target in ("xnli", "udpos"):
+    plan = results[target]["loaded_from"]
+    assert plan["encoder/layers/0/output/kernel"] == "encoder/layers/0/output/kernel"
+    assert all(k.startswith(f"heads/{target}/") for k, v in plan.items() if v is None)
+    scores = results[f"eval_{target}"]["metrics"]
+    assert set(next(iter(scores.values()))) == {"en", "de", "zh"}
+  saved = json.loads((tmp_path / "intermediate" / "result.json").read_text())
+  assert saved["selected_step"] == inter["selected_step"]
