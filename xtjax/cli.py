@@ -82,6 +82,8 @@ def main(argv=None) -> int:
                                                 flag_values=values, sys_argv=argv)
   phase_flag = flags.DEFINE_multi_string("phase", None, "restrict to these phases",
                                          flag_values=values)
+  tasks_flag = flags.DEFINE_string("tasks", "", "eval: retrieval tasks (tatoeba,bucc2018) to run "
+                                   "from every finished phase (or --phase)", flag_values=values)
   config_file = _config_file(argv)
   if config_file is None:
     sys.stderr.write(f"xtjax {command}: --config is required\n{USAGE}")
@@ -98,6 +100,21 @@ def main(argv=None) -> int:
     sys.stderr.write(f"xtjax {command}: {_innermost(e)}\n")
     return 2
   _configure_jax()
+  if command == "eval" and tasks_flag.value:
+    from xtjax.retrieval.evaluate import RETRIEVAL_TASKS, evaluate_phases
+    from xtjax.train import Run
+    tasks = tasks_flag.value.split(",")
+    other = [t for t in tasks if t not in RETRIEVAL_TASKS]
+    if other:
+      sys.stderr.write(f"xtjax eval: --config with --tasks runs retrieval tasks "
+                       f"({', '.join(RETRIEVAL_TASKS)}); for {other} use --checkpoint RUN_DIR\n")
+      return 2
+    try:
+      evaluate_phases(Run(config), tasks, phase_flag.value or None)
+    except (ValueError, FileNotFoundError) as e:
+      sys.stderr.write(f"xtjax eval: {_innermost(e)}\n")
+      return 2
+    return 0
   from xtjax.train import run_all
   kinds = {"run": None, "train": ("demo_assets", "pretrained", "train"), "eval": ("eval",)}[command]
   names = [n for n, p in config.phases.items()
@@ -116,7 +133,9 @@ def _parser(command: str):
   p = argparse.ArgumentParser(prog=f"xtjax {command}", description=COMMANDS[command])
   if command == "eval":
     p.add_argument("--checkpoint", required=True, help="run_dir of a run trained by xtjax run")
-    p.add_argument("--tasks", required=True, help="comma-separated tasks, e.g. xnli,pawsx")
+    p.add_argument("--tasks", required=True, help="comma-separated tasks, e.g. xnli,pawsx,tatoeba")
+    p.add_argument("--from-phase", default=None,
+                   help="the phase whose encoder retrieval tasks read (default: intermediate)")
   if command == "score":
     p.add_argument("--predictions", required=True, help="folder of <task>/test-<lang>.<ext>")
     p.add_argument("--labels", required=True, help="gold folder in the same layout")
@@ -148,7 +167,7 @@ def _files_command(command: str, argv: list[str]) -> int:
       _configure_jax()
       from xtjax.evaluate import evaluate_checkpoint
       from xtjax.train import Run
-      evaluate_checkpoint(Run.from_dir(args.checkpoint), tasks, args.benchmark)
+      evaluate_checkpoint(Run.from_dir(args.checkpoint), tasks, args.benchmark, args.from_phase)
   except (ValueError, FileNotFoundError) as e:
     sys.stderr.write(f"xtjax {command}: {_innermost(e)}\n")
     return 2

@@ -21,13 +21,15 @@ def base_config() -> ConfigDict:
   # strict: malformed rows are an error instead of excluded-and-reported.
   # max_length 128 and doc_stride 128 as XTREME (QA phases set max_length 384). Evaluation pads
   # each row to the shortest of eval_buckets (or max_length) that holds it: one compile per bucket.
+  # bucc_dir: the official BUCC 2018 archives unpacked (bucc2018/<lang>-en/...).
   # ccgbank_dir: a licensed CCGbank (LDC2005T13) with data/AUTO. mlm_sources: text for the mlm
   # task, hub datasets as 'repo[:config]' or .txt files/globs; the last mlm_dev_texts lines of
   # each are held out, mlm_max_texts caps the lines read per source (0: all).
   c.data = ConfigDict(dict(source="hub", hub_mirror=config_dict.placeholder(str),
                            tfds_data_dir=config_dict.placeholder(str), strict=False,
                            max_length=128, doc_stride=128, eval_buckets=(64, 128, 256, 384, 512),
-                           ccgbank_dir=config_dict.placeholder(str), mlm_sources=(),
+                           ccgbank_dir=config_dict.placeholder(str),
+                           bucc_dir=config_dict.placeholder(str), mlm_sources=(),
                            mlm_max_texts=0, mlm_dev_texts=1000))
   # jiant's defaults (jiant/shared/model_setup.py): AdamW, lr 1e-5, eps 1e-8, weight decay 0.01,
   # 10% linear warmup then linear decay, clipping at 1.0.
@@ -35,10 +37,11 @@ def base_config() -> ConfigDict:
                             clip=1.0, grad_accum_steps=1, freeze=()))
   # steps=0 means epochs * train size / batch_size; dev_examples=0 evaluates the whole dev set.
   # Dropout keys use the hardware RNG ("rbg"), much cheaper than threefry on TPU and CPU alike.
+  # patience: stop after this many dev evaluations without improvement (0: never; jiant: 30).
   # mix_temperature: multi-task phases draw each batch's task with probability proportional to
   # its training-set size ** (1 / mix_temperature) (1: size-proportional, as jiant).
   c.train = ConfigDict(dict(batch_size=32, eval_batch_size=128, epochs=2.0, steps=0,
-                            mix_temperature=1.0,
+                            mix_temperature=1.0, patience=0,
                             log_every=50, eval_every=1000, dev_examples=0, keep=2,
                             async_checkpoints=True, rng_impl="rbg"))
   c.phases = ConfigDict()

@@ -28,8 +28,13 @@ def prepare(run_dir, spec) -> dict:
   xnli = datasets.load_dataset(str(assets / "hub" / "google" / "xtreme"), "XNLI", split="validation")
   mnli = datasets.load_dataset(str(assets / "hub" / "nyu-mll" / "glue"), "mnli", split="train")
   texts = list(xnli["sentence1"]) + list(xnli["sentence2"]) + list(mnli["premise"])
+  from xtjax.retrieval.evaluate import TATOEBA_CODES
+  retrieval = synthetic.write_retrieval_data(assets / "hub", assets / "bucc",
+                                             languages=tuple(spec.languages),
+                                             tatoeba_codes=TATOEBA_CODES, seed=spec.seed)
   cfg = write_model(texts, assets / "model", spec)
   return {"assets": str(assets), "vocab_size": cfg.vocab_size, "languages": list(info["languages"]),
+          "retrieval": retrieval,
           "model": {k: getattr(cfg, k) for k in ("hidden_size", "num_hidden_layers",
                                                  "num_attention_heads", "vocab_size")}}
 

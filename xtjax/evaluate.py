@@ -39,7 +39,7 @@ def evaluate_task(run, task_name: str, from_phase: str, languages, *, split: str
   """Scores the selected model of ``from_phase`` on ``task_name`` in each language and writes
   the prediction files under ``out_dir/predictions``."""
   from xtjax.train import evaluate_split, load_task_data
-  data, train = data or run.config.data, train or run.config.train
+  data, train = data or run.data, train or run.config.train
   task = pipeline.resolve(get_task(task_name), data)
   languages = check_languages(task, languages)
   trained = trained_head(run, from_phase, task)
@@ -90,7 +90,7 @@ def write_results(out_dir, results: list[dict], title: str) -> str:
     buf = io.StringIO()
     rows = [["task", "language", "metric", "value", "examples"]]
     for r in results:
-      rows += [[r["task"], l, m, f"{v[l]:.2f}", r["examples"][l]]
+      rows += [[r["task"], l, m, f"{v[l]:.2f}", r.get("examples", {}).get(l, "")]
                for m, v in r["metrics"].items() for l in r["languages"]]
     csv.writer(buf).writerows(rows)
     (out_dir / "results.csv").write_text(buf.getvalue())
@@ -122,9 +122,12 @@ def trained_phase(run, task: str) -> str:
   return names[-1]
 
 
-def evaluate_checkpoint(run, tasks: list[str], benchmark: str) -> dict:
+def evaluate_checkpoint(run, tasks: list[str], benchmark: str, from_phase: str | None = None) -> dict:
   """``xtjax eval --checkpoint``: every language of ``benchmark`` for each task, under
-  ``run_dir/eval-<benchmark>``, with the aggregate scores of the official scorer."""
+  ``run_dir/eval-<benchmark>``. Trained tasks use the phase that trained them; retrieval tasks
+  read ``from_phase``'s encoder (default: the intermediate model, else the pretrained one; for
+  XTREME-R's Tatoeba name a SQuAD-trained phase)."""
+  from xtjax.retrieval import evaluate as retrieval
   if benchmark not in scoring.TASK_LANGUAGES:
     raise ValueError(f"unknown benchmark {benchmark!r}: use {', '.join(scoring.TASK_LANGUAGES)}")
   out_dir = run.dir / f"eval-{benchmark}"
@@ -134,6 +137,10 @@ def evaluate_checkpoint(run, tasks: list[str], benchmark: str) -> dict:
     if langs is None:
       raise ValueError(f"task {task!r} is not part of {benchmark}: it has "
                        f"{', '.join(scoring.TASK_LANGUAGES[benchmark])}")
-    results.append(evaluate_task(run, task, trained_phase(run, task), langs, out_dir=out_dir))
+    if task in retrieval.RETRIEVAL_TASKS:
+      results.append(retrieval.evaluate_retrieval(
+          run, task, from_phase or retrieval.default_phase(run), languages=langs, out_dir=out_dir))
+    else:
+      results.append(evaluate_task(run, task, trained_phase(run, task), langs, out_dir=out_dir))
   write_results(out_dir, results, f"Zero-shot {benchmark} from {run.dir}")
   return {"results": results, "out_dir": str(out_dir)}

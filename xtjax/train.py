@@ -34,7 +34,7 @@ from xtjax.params import Model
 from xtjax.steps import make_eval_step, make_train_step, opt_shardings
 
 log = logging.getLogger(__name__)
-PHASE_KINDS = ("demo_assets", "pretrained", "train", "eval")
+PHASE_KINDS = ("demo_assets", "pretrained", "train", "eval", "retrieval")
 
 
 class Run:
@@ -69,6 +69,11 @@ class Run:
     if self._tokenizer is None:
       self._tokenizer = load_tokenizer(self.path(self.config.model.tokenizer) or str(self.hf_path))
     return self._tokenizer
+
+  @property
+  def data(self) -> ml_collections.ConfigDict:
+    """The data config with ``{run_dir}`` in its paths resolved."""
+    return resolve_paths(self, self.config.data.copy_and_resolve_references())
 
   def path(self, value: str | None) -> str | None:
     """Config paths may refer to the run directory as ``{run_dir}``."""
@@ -156,9 +161,15 @@ def phase_settings(run: Run, phase) -> tuple[ml_collections.ConfigDict, ...]:
       raise ValueError(f"unknown {key} key(s) {unknown} in phase config: use {', '.join(base)}")
     base.update(overrides)
     out.append(base)
-  out[2].hub_mirror = run.path(out[2].hub_mirror)
-  out[2].tfds_data_dir = run.path(out[2].tfds_data_dir)
+  resolve_paths(run, out[2])
   return tuple(out)
+
+
+def resolve_paths(run: Run, data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  for key in ("hub_mirror", "tfds_data_dir", "bucc_dir", "ccgbank_dir"):
+    data[key] = run.path(data[key])
+  data.mlm_sources = tuple(run.path(s) for s in data.mlm_sources)
+  return data
 
 
 def load_task_data(run: Run, task: Task, split: str, language: str | None, data, limit: int = 0):
@@ -318,6 +329,10 @@ def run_train(run: Run, name: str, phase) -> dict:
           flush_metrics(pending, done, name)
           pending = []
         bar.set_description(f"{name} dev {evaluate_and_save(done):.1f}")
+        if stale_evals(history) >= train.patience > 0:
+          log.info("%s: no dev improvement in %d evaluations; stopping at step %d", name,
+                   train.patience, done)
+          break
   ckpt.wait()
   kept = set(ckpt.manager.all_steps())  # retention keeps the best; among ties, any kept one
   ckpt.close()
@@ -325,11 +340,17 @@ def run_train(run: Run, name: str, phase) -> dict:
     writer.close()
   best = max((h for h in history if h["step"] in kept), key=lambda h: (h["dev_score"], h["step"]))
   return {"task": names[0], "tasks": names, "labels": {t.name: list(t.labels) for t in tasks},
-          "steps": steps, "selected_step": best["step"],
+          "steps": steps, "steps_done": history[-1]["step"], "selected_step": best["step"],
           "dev_metric": {t.name: t.metric for t in tasks if t.name in dev} or "last step",
           "dev_score": best["dev_score"], "dev": best["dev"], "history": history,
           "loaded_from": plan, "train_sizes": dict(zip(names, sizes)),
           "data": {"train": reports, "dev": {k: v[2] for k, v in dev.items()}}}
+
+
+def stale_evals(history: list) -> int:
+  """How many dev evaluations have passed since the best one (jiant's early-stopping count)."""
+  best = max(range(len(history)), key=lambda i: (history[i]["dev_score"], -i))
+  return len(history) - 1 - best
 
 
 def flush_metrics(pending: list, step: int, phase: str) -> dict:
@@ -399,6 +420,9 @@ def run_all(config: ml_collections.ConfigDict, only: list[str] | None = None) ->
       result = run_pretrained(run, name)
     elif phase.kind == "train":
       result = run_train(run, name, phase)
+    elif phase.kind == "retrieval":
+      from xtjax.retrieval.evaluate import run_phase
+      result = run_phase(run, name, phase)
     else:
       result = run_eval(run, name, phase)
     run.write_result(name, result)

@@ -281,3 +281,57 @@ def train_tokenizer(texts, out_dir, *, vocab_size: int = 2000) -> int:
       {k: config[k] for k in ("bos_token", "eos_token", "sep_token", "cls_token", "unk_token",
                               "pad_token", "mask_token")}, indent=2) + "\n")
   return tok.get_vocab_size()
+
+
+def _parallel(n: int, rng: random.Random, language: str) -> list[tuple[str, str]]:
+  """(sentence in ``language``, its English translation) for n generated facts."""
+  return [(_render(ex, language)[0], _render(ex, "en")[0])
+          for ex, _ in _examples(n, rng, max_facts=2)]
+
+
+TATOEBA_FEATURES = datasets.Features({k: datasets.Value("string") for k in (
+    "source_sentence", "target_sentence", "source_lang", "target_lang")})
+
+
+def write_retrieval_data(hub_root, bucc_root, *, languages, tatoeba_codes: dict, n_pairs: int = 100,
+                         n_distractors: int = 100, seed: int = 0) -> dict:
+  """Tatoeba (``google/xtreme`` ``tatoeba.<xxx>``: translation pairs, English as target) for each
+  language, and BUCC 2018 for de/fr/ru/zh among them: the official archive layout under
+  ``bucc_root/bucc2018`` (n_pairs gold translations hidden among n_distractors unrelated
+  sentences per side, shuffled) and the hub's gold-only ``bucc18.<lang>`` configs."""
+  written = {"tatoeba": [], "bucc2018": []}
+  for language in languages:
+    if language == "en":
+      continue
+    rng = random.Random(f"{seed}/retrieval/{language}")
+    pairs = _parallel(n_pairs, rng, language)
+    code = tatoeba_codes[language]
+    write_hub_config(Path(hub_root) / "google" / "xtreme", f"tatoeba.{code}", {
+        "validation": datasets.Dataset.from_dict(
+            {"source_sentence": [p[0] for p in pairs], "target_sentence": [p[1] for p in pairs],
+             "source_lang": [code] * n_pairs, "target_lang": ["eng"] * n_pairs},
+            features=TATOEBA_FEATURES)})
+    written["tatoeba"].append(language)
+    if language not in ("de", "fr", "ru", "zh"):
+      continue
+    hub_splits = {}
+    for name, hub_split in (("sample", "validation"), ("training", "test")):
+      gold = _parallel(n_pairs, rng, language)
+      src = [g[0] for g in gold] + [s for s, _ in _parallel(n_distractors, rng, language)]
+      trg = [g[1] for g in gold] + [t for _, t in _parallel(n_distractors, rng, language)]
+      src_order, trg_order = rng.sample(range(len(src)), len(src)), rng.sample(range(len(trg)), len(trg))
+      src_id = {i: f"{language}-{k:09d}" for k, i in enumerate(src_order)}
+      trg_id = {i: f"en-{k:09d}" for k, i in enumerate(trg_order)}
+      folder = Path(bucc_root) / "bucc2018" / f"{language}-en"
+      folder.mkdir(parents=True, exist_ok=True)
+      prefix = folder / f"{language}-en.{name}"
+      Path(f"{prefix}.{language}").write_text("".join(f"{src_id[i]}\t{src[i]}\n" for i in src_order))
+      Path(f"{prefix}.en").write_text("".join(f"{trg_id[i]}\t{trg[i]}\n" for i in trg_order))
+      Path(f"{prefix}.gold").write_text("".join(f"{src_id[i]}\t{trg_id[i]}\n" for i in range(n_pairs)))
+      hub_splits[hub_split] = datasets.Dataset.from_dict(
+          {"source_sentence": [g[0] for g in gold], "target_sentence": [g[1] for g in gold],
+           "source_lang": [src_id[i] for i in range(n_pairs)],
+           "target_lang": [trg_id[i] for i in range(n_pairs)]}, features=TATOEBA_FEATURES)
+    write_hub_config(Path(hub_root) / "google" / "xtreme", f"bucc18.{language}", hub_splits)
+    written["bucc2018"].append(language)
+  return written
