@@ -42,6 +42,17 @@ def test_every_intermediate_task_loads(name, intermediate_assets):
     assert len(rows) == 3 * 180
 
 
+def test_translate_train_adds_the_translations_to_english(intermediate_assets):
+  data = data_config(intermediate_assets)
+  rows, report = pipeline.load_rows(tasks.get_task("pawsx_translate_train"), "train", None, data)
+  # English (one malformed row reported) plus the hub's machine-translated PAWS-X.<lang> train sets.
+  assert len(report["sources"]) == 7 and report["malformed"] == {"label '2' not in ['0', '1']": 1}
+  assert len(rows) == 47 + 6 * 48
+  xnli_tt = tasks.get_task("xnli_translate_train")
+  assert [s.repo for s in xnli_tt.sources("train")][1:] == ["tfds:xnli_translate_train"] * 14
+  assert xnli_tt.test == tasks.get_task("xnli").test
+
+
 def test_ccgbank_missing_is_a_clear_error():
   data = base_config().data
   with pytest.raises(FileNotFoundError, match="LDC2005T13.*data.ccgbank_dir"):

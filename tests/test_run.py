@@ -178,3 +178,10 @@ def test_mnli_xnli_config_through_the_cli(tmp_path, capsys):
   # The XNLI head started as the intermediate MNLI head (head_map), the encoder likewise.
   assert target["loaded_from"]["heads/xnli/out_proj/kernel"] == "heads/mnli/out_proj/kernel"
   assert target["loaded_from"]["encoder/layers/0/output/kernel"] == "encoder/layers/0/output/kernel"
+
+
+def test_early_stopping_counts_evaluations_since_the_best():
+  h = lambda *scores: [{"dev_score": s} for s in scores]
+  assert train_lib.stale_evals(h(1.0)) == 0
+  assert train_lib.stale_evals(h(1.0, 3.0, 2.0, 2.5)) == 2
+  assert train_lib.stale_evals(h(3.0, 3.0, 3.0)) == 2  # a tie is no improvement, as jiant

@@ -66,12 +66,16 @@ def load_rows(task: Task, split: str, language: str | None, data) -> tuple[datas
 
 
 def _load(task: Task, source: Source, split: str, language: str | None, data) -> datasets.Dataset:
+  if source.repo.startswith("tfds:"):  # data only TFDS has (XTREME's translations)
+    from xtjax.data.tfds_source import load_tfds
+    return load_tfds(source.repo[len("tfds:"):], split, source.configs[0], data.tfds_data_dir)
   if source.repo == "ccgbank":
     from xtjax.data.ccg import load_ccgbank
     return load_ccgbank(data.ccgbank_dir, split)
-  if data.source == "tfds":
+  if data.source == "tfds":  # a translate-train task's English part is its base task's
     from xtjax.data.tfds_source import load_tfds
-    return load_tfds(task.name, split, language, data.tfds_data_dir)
+    return load_tfds(task.name.removesuffix("_translate_train"), split, language,
+                     data.tfds_data_dir)
   if data.source == "hub":
     return load_source(source, hub_mirror=data.hub_mirror)
   raise ValueError(f"unknown data.source {data.source!r}: use 'hub' or 'tfds'")

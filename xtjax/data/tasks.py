@@ -239,6 +239,32 @@ TASKS.update({
                 train=_src("mlm", None, "train"), dev=_src("mlm", None, "dev"),
                 test={"en": _src("mlm", None, "dev")}),
 })
+
+
+def _translate_train(name: str, base: str, tfds_task: str, languages, hub_config=None) -> Task:
+  """``base`` trained on its English data plus XTREME's machine translations of it into every
+  ``languages`` (XTREME's translate-train-all), evaluated like ``base``. The translations are
+  read from TFDS (``tfds:<task>`` sources) unless the hub has them (PAWS-X)."""
+  task = TASKS[base]
+  if hub_config:
+    extra = tuple(_src(XTREME, hub_config.format(l=l), "train", **_PAIR) for l in languages)
+  else:
+    extra = tuple(Source(f"tfds:{tfds_task}", (l,), "train", task.sources("train")[0].columns)
+                  for l in languages)
+  return dataclasses.replace(task, name=name, train=task.sources("train") + extra,
+                             model_task=None)
+
+
+TASKS.update({
+    "xnli_translate_train": _translate_train(
+        "xnli_translate_train", "xnli", "xnli_translate_train", [l for l in XNLI_LANGS if l != "en"]),
+    "pawsx_translate_train": _translate_train(
+        "pawsx_translate_train", "pawsx", "pawsx_translate_train",
+        [l for l in PAWSX_LANGS if l != "en"], hub_config="PAWS-X.{l}"),
+    "xquad_translate_train": _translate_train(
+        "xquad_translate_train", "xquad", "xquad_translate_train",
+        [l for l in XQUAD_LANGS if l != "en"]),
+})
 INTERMEDIATE_TASKS = ("anli_plus", "mnli", "qqp", "squad", "squad_v2", "hellaswag", "ccg",
                       "cosmosqa", "commonsenseqa")
 
