@@ -11,6 +11,11 @@ all workers at once. Every gcloud command is printed before it runs; --dry-run o
 
 Resuming is running the same command again: xtjax skips finished phases and resumes an
 interrupted one from its latest checkpoint in the run directory.
+
+A sweep (``xtjax sweep``) is split into shards of whole intermediate settings, one TPU VM each:
+
+  python launch/tpu_vm.py sweep  --name xt0 --zone us-central2-b --sweep-dir gs://bucket/sweep \
+      --shard 0/2 --detach -- --config configs/sweeps/phang2020.py:large
 """
 
 from __future__ import annotations
@@ -58,8 +63,6 @@ def setup_commands(args) -> list[list[str]]:
 def xtjax_remote(args, subcommand: str, xtjax_args: list[str], log_name: str) -> str:
   """The shell command each worker runs: xtjax with XTJAX_DISTRIBUTED=1, in the install dir."""
   argv = [".venv/bin/xtjax", subcommand, *xtjax_args]
-  if args.run_dir:
-    argv.append(f"--config.run_dir={args.run_dir}")
   command = f"cd {REMOTE_DIR} && XTJAX_DISTRIBUTED=1 {shlex.join(argv)}"
   if args.detach:
     log = f"~/xtjax-{log_name}.log"
@@ -67,15 +70,28 @@ def xtjax_remote(args, subcommand: str, xtjax_args: list[str], log_name: str) ->
   return command
 
 
-def _check_run_dir(args) -> None:
-  if not args.run_dir or not args.run_dir.startswith("gs://"):
-    raise SystemExit(f"tpu_vm.py {args.command}: --run-dir must be a gs:// path so that every "
-                     f"worker (and a resumed VM) sees the same checkpoints; got {args.run_dir!r}")
+def _check_gcs(args, flag: str, path: str | None) -> None:
+  if not path or not path.startswith("gs://"):
+    raise SystemExit(f"tpu_vm.py {args.command}: {flag} must be a gs:// path so that every "
+                     f"worker (and a resumed VM) sees the same checkpoints; got {path!r}")
 
 
 def run_commands(args) -> list[list[str]]:
-  _check_run_dir(args)
-  return [_ssh(args, args.name, xtjax_remote(args, "run", args.xtjax, args.name))]
+  _check_gcs(args, "--run-dir", args.run_dir)
+  xtjax_args = [*args.xtjax, f"--config.run_dir={args.run_dir}"]
+  return [_ssh(args, args.name, xtjax_remote(args, "run", xtjax_args, args.name))]
+
+
+def sweep_commands(args) -> list[list[str]]:
+  """One shard of ``xtjax sweep`` (the intermediate settings whose index % N is I) on every
+  worker; the other shards run the same command on other VMs with the same --sweep-dir."""
+  _check_gcs(args, "--sweep-dir", args.sweep_dir)
+  index, _, count = args.shard.partition("/")
+  if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+    raise SystemExit(f"tpu_vm.py sweep: --shard must be I/N with 0 <= I < N, e.g. 0/2; "
+                     f"got {args.shard!r}")
+  xtjax_args = [*args.xtjax, f"--config.sweep_dir={args.sweep_dir}", "--shard", args.shard]
+  return [_ssh(args, args.name, xtjax_remote(args, "sweep", xtjax_args, args.name))]
 
 
 def resume_commands(args) -> list[list[str]]:
@@ -105,7 +121,7 @@ def ssh_commands(args) -> list[list[str]]:
 
 
 COMMANDS = {"create": create_commands, "setup": setup_commands, "run": run_commands,
-            "resume": resume_commands, "delete": delete_commands,
+            "sweep": sweep_commands, "resume": resume_commands, "delete": delete_commands,
             "logs": logs_commands, "ssh": ssh_commands}
 
 
@@ -114,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
   sub = p.add_subparsers(dest="command", required=True)
   helps = {"create": "create the TPU VM or queued resource", "setup": "install xtjax on every worker",
            "run": "run `xtjax run` on every worker",
+           "sweep": "run one shard of `xtjax sweep` on every worker",
            "resume": "re-create if preempted, re-install, re-run", "delete": "delete the TPU VM",
            "logs": "tail a detached run's log on every worker", "ssh": "open a shell on a worker"}
   for name, text in helps.items():
@@ -132,6 +149,11 @@ def parser() -> argparse.ArgumentParser:
       s.add_argument("--repo", default=None, help="git URL to clone (default: copy this tree)")
     if name in ("run", "resume"):
       s.add_argument("--run-dir", default=None, help="gs:// run directory")
+    if name == "sweep":
+      s.add_argument("--sweep-dir", default=None, help="gs:// sweep directory, shared by the shards")
+      s.add_argument("--shard", default="0/1", help="I/N: this VM runs the settings whose index "
+                     "%% N is I (default 0/1: all)")
+    if name in ("run", "sweep", "resume"):
       s.add_argument("--detach", action="store_true", help="run in the background, log to ~/xtjax-NAME.log")
       s.add_argument("xtjax", nargs=argparse.REMAINDER, help="-- then the xtjax arguments")
     if name == "delete":

@@ -54,6 +54,32 @@ def test_run_quotes_xtjax_arguments_through_the_remote_shell():
   assert remote[4:] == [".venv/bin/xtjax", "run", *xt, "--config.run_dir=gs://b/run"]
 
 
+def test_sweep_runs_one_shard_on_every_worker_in_a_shared_gcs_sweep_dir():
+  (ssh,) = commands(["sweep", *Z, "--sweep-dir", "gs://b/sweep", "--shard", "1/4", "--",
+                     "--config", "configs/sweeps/phang2020.py:large",
+                     "--config.run.data.ccgbank_dir=gs://b/ccg bank"])
+  assert ssh == [
+      "gcloud", "compute", "tpus", "tpu-vm", "ssh", "xt", "--zone", "us-central2-b",
+      "--worker=all", "--command",
+      "cd ~/xtjax && XTJAX_DISTRIBUTED=1 .venv/bin/xtjax sweep --config "
+      "configs/sweeps/phang2020.py:large '--config.run.data.ccgbank_dir=gs://b/ccg bank' "
+      "--config.sweep_dir=gs://b/sweep --shard 1/4"]
+  (detached,) = commands(["sweep", *Z, "--sweep-dir", "gs://b/s", "--detach", "--", "--config", "c.py"])
+  assert detached[-1] == ("cd ~/xtjax && nohup sh -c 'cd ~/xtjax && XTJAX_DISTRIBUTED=1 "
+                          ".venv/bin/xtjax sweep --config c.py --config.sweep_dir=gs://b/s "
+                          "--shard 0/1' > ~/xtjax-xt.log 2>&1 &")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sweep-dir", "runs/sweep"], "--sweep-dir must be a gs:// path"),
+    (["--sweep-dir", "gs://b/s", "--shard", "4/4"], "--shard must be I/N with 0 <= I < N"),
+    (["--sweep-dir", "gs://b/s", "--shard", "2"], "--shard must be I/N"),
+])
+def test_sweep_checks_its_dir_and_shard(argv, message):
+  with pytest.raises(SystemExit, match=message):
+    commands(["sweep", *Z, *argv, "--", "--config", "c.py"])
+
+
 def test_run_needs_a_gcs_run_dir():
   with pytest.raises(SystemExit, match="--run-dir must be a gs:// path"):
     commands(["run", *Z, "--", "--config", "configs/demo.py"])

@@ -22,6 +22,9 @@ COMMANDS = {
     "eval": "run the eval phases (their models must be trained), or --checkpoint RUN_DIR --tasks",
     "score": "score a prediction folder against a label folder (--predictions --labels --benchmark)",
     "export-labels": "write the gold label folder of a benchmark (--benchmark --out)",
+    "sweep": "run an intermediate x target sweep, one run dir per intermediate setting "
+             "(--config, --dry-run, --shard I/N)",
+    "report": "write the table, CSV and heatmap of a sweep against its baseline (--sweep DIR)",
 }
 USAGE = "usage: xtjax {" + ",".join(COMMANDS) + "} --config FILE[:ARG] [--config.KEY=VALUE ...]\n" + \
     "".join(f"  {k:13s} {v}\n" for k, v in COMMANDS.items())
@@ -64,6 +67,34 @@ def _innermost(e: BaseException) -> str:
   return text
 
 
+def parse_config(command: str, argv: list[str], extra_flags, example: str):
+  """(config, flag values) from ``--config FILE[:ARG]`` and its overrides, declared on fresh
+  flags (override flags such as --config.a.b come from argv itself) with ``extra_flags(values)``
+  added; on any error, one line on stderr and (None, None)."""
+  from absl import flags
+  from ml_collections import config_flags
+  values = flags.FlagValues()
+  config_flag = config_flags.DEFINE_config_file("config", None, "ml_collections config file",
+                                                flag_values=values, sys_argv=argv)
+  extra_flags(values)
+  config_file = _config_file(argv)
+  if config_file is None:
+    sys.stderr.write(f"xtjax {command}: --config is required\n{USAGE}")
+    return None, None
+  if not os.path.exists(config_file):
+    sys.stderr.write(f"xtjax {command}: config file {config_file} does not exist: give a path "
+                     f"such as {example}\n")
+    return None, None
+  try:
+    values(argv)
+    config = config_flag.value
+    config.keys()  # a config file that failed to load raises here
+  except Exception as e:  # flag, config-file and override errors alike
+    sys.stderr.write(f"xtjax {command}: {_innermost(e)}\n")
+    return None, None
+  return config, values
+
+
 def main(argv=None) -> int:
   argv = list(sys.argv if argv is None else argv)
   if len(argv) < 2 or argv[1] not in COMMANDS:
@@ -71,34 +102,22 @@ def main(argv=None) -> int:
                      else f"xtjax: unknown command {argv[1]!r}\n{USAGE}")
     return 0 if len(argv) >= 2 and argv[1] in ("-h", "--help") else 2
   command = argv.pop(1)
+  if command in ("sweep", "report"):
+    from xtjax import sweep
+    return (sweep.main_sweep if command == "sweep" else sweep.main_report)(argv[1:])
   if command in ("score", "export-labels") or (command == "eval" and "--checkpoint" in " ".join(argv)):
     return _files_command(command, argv[1:])
 
-  from absl import flags
-  from ml_collections import config_flags
-  # Fresh flags per call; override flags (--config.a.b) are declared from argv itself.
-  values = flags.FlagValues()
-  config_flag = config_flags.DEFINE_config_file("config", None, "ml_collections config file",
-                                                flag_values=values, sys_argv=argv)
-  phase_flag = flags.DEFINE_multi_string("phase", None, "restrict to these phases",
-                                         flag_values=values)
-  tasks_flag = flags.DEFINE_string("tasks", "", "eval: retrieval tasks (tatoeba,bucc2018) to run "
-                                   "from every finished phase (or --phase)", flag_values=values)
-  config_file = _config_file(argv)
-  if config_file is None:
-    sys.stderr.write(f"xtjax {command}: --config is required\n{USAGE}")
+  def extra_flags(values):
+    from absl import flags
+    flags.DEFINE_multi_string("phase", None, "restrict to these phases", flag_values=values)
+    flags.DEFINE_string("tasks", "", "eval: retrieval tasks (tatoeba,bucc2018) to run from every "
+                        "finished phase (or --phase)", flag_values=values)
+
+  config, values = parse_config(command, argv, extra_flags, "configs/demo.py")
+  if config is None:
     return 2
-  if not os.path.exists(config_file):
-    sys.stderr.write(f"xtjax {command}: config file {config_file} does not exist: give a path "
-                     "such as configs/demo.py\n")
-    return 2
-  try:
-    values(argv)
-    config = config_flag.value
-    config.phases  # a config file that failed to load raises here
-  except Exception as e:  # flag, config-file and override errors alike
-    sys.stderr.write(f"xtjax {command}: {_innermost(e)}\n")
-    return 2
+  phase_flag, tasks_flag = values["phase"], values["tasks"]
   _configure_jax()
   if command == "eval" and tasks_flag.value:
     from xtjax.retrieval.evaluate import RETRIEVAL_TASKS, evaluate_phases

@@ -1,0 +1,268 @@
+"""Intermediate x target sweeps (the grid of Phang et al. 2020): ``xtjax sweep``, ``xtjax report``.
+
+    xtjax sweep --config configs/sweeps/phang2020.py:large [--config.KEY=VALUE ...] [--dry-run]
+        [--shard I/N]
+    xtjax report --sweep runs/sweeps/phang2020_large [--baseline none] [--out DIR]
+
+A sweep config (``configs/sweeps/*.py``) holds ``sweep_dir``; ``run``, the run config every group
+starts from (``{sweep_dir}`` in its strings is replaced); ``setup``, phases run once in
+``<sweep_dir>/.setup`` before any group (the demo's generated assets; every shard runs them
+unless finished, so start further shards once they are); ``intermediates``, setting name -> the
+intermediate phase's settings (``task=`` or ``tasks=``, with its optim/train/data overrides;
+None: no intermediate phase, the baseline); and ``targets``, task -> recipe (``languages`` and
+the train phase's optim/train/data overrides, or ``kind="retrieval"``: evaluated from the
+intermediate encoder itself).
+
+`expand` makes one run config (a group) per intermediate setting, run directory
+``<sweep_dir>/<setting>``: its intermediate model is trained once and every target of the group
+starts from it (tasks that share a model, XQuAD and MLQA, share its phase too). ``xtjax run``
+semantics hold per group: finished phases are skipped, interrupted ones resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+
+from ml_collections import ConfigDict
+
+from xtjax.data.tasks import get_task
+from xtjax.train import phase_order
+
+log = logging.getLogger(__name__)
+SETUP_DIR = ".setup"  # a dot folder: xtjax.report does not read it
+_DEPS = ("init_from", "from_phase", "after")
+_TRAIN_KEYS = ("optim", "train", "data", "task_data", "dont_load", "head_map")
+
+
+def _join(root: str, name: str) -> str:
+  return f"{root.rstrip('/')}/{name}"
+
+
+def _fill(c: ConfigDict, sweep_dir: str) -> None:
+  """Replaces ``{sweep_dir}`` in the string values of ``c``, in place."""
+  for key, value in c.items():
+    if isinstance(value, ConfigDict):
+      _fill(value, sweep_dir)
+    elif isinstance(value, str) and "{sweep_dir}" in value:
+      c[key] = value.replace("{sweep_dir}", sweep_dir)
+
+
+def _run_config(sweep: ConfigDict, name: str, phases) -> ConfigDict:
+  c = sweep.run.copy_and_resolve_references()
+  c.run_dir = _join(sweep.sweep_dir, name)
+  c.phases = ConfigDict(phases, sort_keys=False)  # phases run (and runs list) in sweep order
+  _fill(c, sweep.sweep_dir.rstrip("/"))
+  phase_order(c)  # unknown or cyclic dependencies are errors before anything runs
+  return c
+
+
+def setup_config(sweep: ConfigDict) -> ConfigDict | None:
+  """The run config of the sweep's ``setup`` phases (None if it has none)."""
+  return _run_config(sweep, SETUP_DIR, sweep.setup.to_dict()) if len(sweep.setup) else None
+
+
+def _target_phases(targets: ConfigDict, start: str) -> dict:
+  """The train and eval phases of every target, the trained ones starting from phase ``start``."""
+  phases = {}
+  for target, recipe in targets.items():
+    recipe = recipe.to_dict()
+    kind = recipe.pop("kind", "train")
+    if kind == "retrieval":
+      phases[f"eval_{target}"] = dict(kind="retrieval", task=target, from_phase=start, **recipe)
+      continue
+    if kind != "train":
+      raise ValueError(f"target {target}: unknown kind {kind!r}; use train or retrieval")
+    languages = recipe.pop("languages", ())
+    unknown = sorted(set(recipe) - set(_TRAIN_KEYS))
+    if unknown:
+      raise ValueError(f"target {target}: unknown key(s) {unknown}; use languages, "
+                       f"{', '.join(_TRAIN_KEYS)}")
+    trained = get_task(target).model_task or target
+    phase = dict(kind="train", task=trained, init_from=start, dont_load=["heads/.*"], **recipe)
+    if phases.setdefault(trained, phase) != phase:
+      raise ValueError(f"target {target} shares the {trained} model with another target but "
+                       f"sets other settings: give them the same recipe")
+    phases[f"eval_{target}"] = dict(kind="eval", task=target, from_phase=trained, split="test",
+                                    languages=tuple(languages), data=recipe.get("data", {}))
+  return phases
+
+
+def expand(sweep: ConfigDict) -> list[ConfigDict]:
+  """One run config per intermediate setting, in the sweep's order: phases ``pretrained``,
+  ``intermediate`` (unless the setting is None), each target's train phase (from the intermediate
+  model, fresh heads) and its ``eval_<task>`` phase, and the retrieval ``eval_<task>`` phases."""
+  if not len(sweep.intermediates) or not len(sweep.targets):
+    raise ValueError("a sweep needs at least one intermediate setting and one target")
+  configs = []
+  for name, settings in sweep.intermediates.items():
+    if name.startswith(".") or "/" in name:
+      raise ValueError(f"intermediate setting {name!r}: names are folder names, without '/' "
+                       "or a leading '.'")
+    phases = {"pretrained": dict(kind="pretrained")}
+    if settings is not None:
+      settings = settings.to_dict()
+      if not settings.get("task") and not settings.get("tasks"):
+        raise ValueError(f"intermediate setting {name}: give task= or tasks= (or None for no "
+                         "intermediate phase)")
+      phases["intermediate"] = {"kind": "train", "init_from": "pretrained",
+                                "dont_load": ["heads/.*"], **settings}
+    start = "intermediate" if settings is not None else "pretrained"
+    configs.append(_run_config(sweep, name, {**phases, **_target_phases(sweep.targets, start)}))
+  return configs
+
+
+def group_name(config: ConfigDict) -> str:
+  """The intermediate setting of a run config of `expand`."""
+  return config.run_dir.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRun:
+  """One cell of the grid: the phases of its group that it needs, in order, and those it shares
+  with other runs of the group, each with how many runs use it."""
+  intermediate: str
+  target: str
+  phases: tuple[str, ...]
+  shared: tuple[tuple[str, int], ...]
+
+  def describe(self) -> str:
+    deps = ", ".join(f"{self.intermediate}/{p} (shared by {n} runs)" for p, n in self.shared)
+    return (f"{self.intermediate}/{self.target}: phases {' -> '.join(self.phases)}"
+            + (f"; depends on {deps}" if deps else ""))
+
+
+def group_runs(config: ConfigDict) -> list[SweepRun]:
+  """The runs of one group: one per phase that no other phase starts from (an evaluation)."""
+  phases = config.phases
+  deps = {n: [p.get(k) for k in _DEPS if p.get(k)] for n, p in phases.items()}
+  order = phase_order(config)
+
+  def needs(name: str) -> set[str]:
+    return {name}.union(*(needs(d) for d in deps[name]))
+
+  ends = [n for n in order if not any(n in d for d in deps.values())]
+  closure = {end: needs(end) for end in ends}
+  users = {n: frozenset(e for e in ends if n in closure[e]) for n in order}
+  runs = []
+  for end in ends:
+    mine = [n for n in order if n in closure[end]]
+    # Of the phases that other runs use too, the last one of each set of users.
+    shared = [n for i, n in enumerate(mine) if len(users[n]) > 1
+              and not any(users[m] == users[n] for m in mine[i + 1:])]
+    runs.append(SweepRun(group_name(config), phases[end].task, tuple(mine),
+                         tuple((n, len(users[n])) for n in shared)))
+  return runs
+
+
+def runs(sweep: ConfigDict) -> list[SweepRun]:
+  """Every (intermediate, target) run of the sweep, group by group."""
+  return [r for config in expand(sweep) for r in group_runs(config)]
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+  """``"I/N"`` -> (I, N) with 0 <= I < N."""
+  index, _, count = spec.partition("/")
+  if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+    raise ValueError(f"--shard must be I/N with 0 <= I < N, e.g. 0/2; got {spec!r}")
+  return int(index), int(count)
+
+
+def shard(configs: list, index: int, count: int) -> list[tuple[int, ConfigDict]]:
+  """(group index, config) of the groups of shard ``index`` of ``count``: index % count. A group
+  is one intermediate setting, so no two shards train the same intermediate model."""
+  return [(k, c) for k, c in enumerate(configs) if k % count == index]
+
+
+def plan(sweep: ConfigDict, configs: list[ConfigDict], index: int = 0, count: int = 1) -> str:
+  """The dry run: each group of the shard with its runs and their dependencies, then a summary."""
+  lines = [f"sweep {sweep.sweep_dir}: {len(configs)} groups (one per intermediate setting)"]
+  if count > 1:
+    lines.append(f"shard {index}/{count}: groups "
+                 f"{', '.join(str(k) for k, _ in shard(configs, index, count)) or 'none'}")
+  setup = setup_config(sweep)
+  if setup is not None:
+    lines.append(f"setup: {', '.join(phase_order(setup))} in {setup.run_dir}, once before the "
+                 "groups")
+  total = models = 0
+  for k, config in shard(configs, index, count):
+    settings = sweep.intermediates[group_name(config)]
+    what = ("no intermediate phase" if settings is None else
+            f"intermediate {'+'.join(settings.get('tasks') or [settings.task])}")
+    lines.append(f"group {k} {group_name(config)} ({config.run_dir}): {what}")
+    group = group_runs(config)
+    lines += [f"  {r.describe()}" for r in group]
+    total += len(group)
+    models += "intermediate" in config.phases
+  scope = f"{len(configs)} groups"
+  if count > 1:
+    scope = f"{len(shard(configs, index, count))} of {scope} (shard {index}/{count})"
+  lines.append(f"{total} runs in {scope}; {models} intermediate models, each trained once")
+  return "\n".join(lines)
+
+
+def main_sweep(argv: list[str]) -> int:
+  """``xtjax sweep`` (``argv``: the arguments after the command)."""
+  from absl import flags
+
+  from xtjax.cli import _configure_jax, _innermost, parse_config
+
+  def extra_flags(values):
+    flags.DEFINE_bool("dry-run", False, "print the runs, run nothing", flag_values=values)
+    flags.DEFINE_string("shard", "0/1", "run the groups whose index % N is I", flag_values=values)
+
+  sweep, values = parse_config("sweep", ["xtjax sweep", *argv], extra_flags,
+                               "configs/sweeps/phang2020.py")
+  if sweep is None:
+    return 2
+  dry_run = values["dry-run"]
+  try:
+    index, count = parse_shard(values["shard"].value)
+    configs = expand(sweep)
+  except Exception as e:  # sweep errors
+    sys.stderr.write(f"xtjax sweep: {_innermost(e)}\n")
+    return 2
+  if dry_run.value:
+    print(plan(sweep, configs, index, count))
+    return 0
+  _configure_jax()
+  from xtjax.train import run_all
+  setup = setup_config(sweep)
+  if setup is not None:
+    run_all(setup)
+  mine, failed = shard(configs, index, count), []
+  for k, config in mine:
+    log.info("sweep group %d/%d %s in %s", k, len(configs), group_name(config), config.run_dir)
+    try:
+      run_all(config)
+    except Exception:  # one group's failure (e.g. missing data) does not stop the others
+      log.exception("sweep group %s failed", group_name(config))
+      failed.append(group_name(config))
+  if failed:
+    sys.stderr.write(f"xtjax sweep: {len(failed)} of {len(mine)} groups failed "
+                     f"({', '.join(failed)}; see the log); run again to retry them, finished "
+                     "phases are skipped\n")
+    return 1
+  return 0
+
+
+def main_report(argv: list[str]) -> int:
+  """``xtjax report --sweep DIR [--baseline NAME] [--out DIR]``."""
+  import argparse
+
+  from xtjax.cli import _innermost
+  from xtjax.report import write_report
+  p = argparse.ArgumentParser(prog="xtjax report", description="the table, CSV and heatmap of a "
+                              "sweep's zero-shot scores against its baseline")
+  p.add_argument("--sweep", required=True, help="sweep_dir of xtjax sweep")
+  p.add_argument("--baseline", default="none", help="the intermediate setting deltas are against")
+  p.add_argument("--out", default=None, help="output folder (default: the sweep folder)")
+  args = p.parse_args(argv)
+  try:
+    report = write_report(args.sweep, args.out, args.baseline)
+  except (ValueError, FileNotFoundError) as e:
+    sys.stderr.write(f"xtjax report: {_innermost(e)}\n")
+    return 2
+  print(report["summary"], end="")
+  return 0
