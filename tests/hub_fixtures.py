@@ -91,7 +91,6 @@ def write_mirror(root, *, n_train=48, n_dev=12, n_test=6, seed=0) -> list[str]:
       texts.extend(" ".join(r.get(k, [])) for k in ("tokens",))
     return rows
 
-  splits_en = lambda make: {"train": keep(make("en", n_train)), "validation": keep(make("en", n_dev))}
   # MNLI (XNLI's training data) and XNLI.
   mnli = datasets.Features({"premise": V("string"), "hypothesis": V("string"),
                             "label": datasets.ClassLabel(names=list(tasks.NLI_LABELS)),

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from ml_collections import ConfigDict
 
 from xtjax import train as train_lib
 from xtjax.config import base_config

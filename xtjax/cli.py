@@ -135,7 +135,8 @@ def main(argv=None) -> int:
       return 2
     return 0
   from xtjax.train import run_all
-  kinds = {"run": None, "train": ("demo_assets", "pretrained", "train"), "eval": ("eval",)}[command]
+  kinds = {"run": None, "train": ("demo_assets", "pretrained", "train", "dual_encoder"),
+           "eval": ("eval", "retrieval")}[command]
   names = [n for n, p in config.phases.items()
            if (kinds is None or p.kind in kinds) and (not phase_flag.value or n in phase_flag.value)]
   unknown = set(phase_flag.value or ()) - set(config.phases)

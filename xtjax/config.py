@@ -21,7 +21,8 @@ def base_config() -> ConfigDict:
   # strict: malformed rows are an error instead of excluded-and-reported.
   # max_length 128 and doc_stride 128 as XTREME (QA phases set max_length 384). Evaluation pads
   # each row to the shortest of eval_buckets (or max_length) that holds it: one compile per bucket.
-  # bucc_dir: the official BUCC 2018 archives unpacked (bucc2018/<lang>-en/...).
+  # bucc_dir: the official BUCC 2018 archives unpacked (bucc2018/<lang>-en/...); mewslix_dir:
+  # the files of get-mewsli-x.sh; lareqa_dir: the LAReQA release with xquad-r/<lang>.json.
   # ccgbank_dir: a licensed CCGbank (LDC2005T13) with data/AUTO. mlm_sources: text for the mlm
   # task, hub datasets as 'repo[:config]' or .txt files/globs; the last mlm_dev_texts lines of
   # each are held out, mlm_max_texts caps the lines read per source (0: all).
@@ -29,7 +30,9 @@ def base_config() -> ConfigDict:
                            tfds_data_dir=config_dict.placeholder(str), strict=False,
                            max_length=128, doc_stride=128, eval_buckets=(64, 128, 256, 384, 512),
                            ccgbank_dir=config_dict.placeholder(str),
-                           bucc_dir=config_dict.placeholder(str), mlm_sources=(),
+                           bucc_dir=config_dict.placeholder(str),
+                           mewslix_dir=config_dict.placeholder(str),
+                           lareqa_dir=config_dict.placeholder(str), mlm_sources=(),
                            mlm_max_texts=0, mlm_dev_texts=1000))
   # jiant's defaults (jiant/shared/model_setup.py): AdamW, lr 1e-5, eps 1e-8, weight decay 0.01,
   # 10% linear warmup then linear decay, clipping at 1.0.

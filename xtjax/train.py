@@ -34,7 +34,7 @@ from xtjax.params import Model
 from xtjax.steps import make_eval_step, make_train_step, opt_shardings
 
 log = logging.getLogger(__name__)
-PHASE_KINDS = ("demo_assets", "pretrained", "train", "eval", "retrieval")
+PHASE_KINDS = ("demo_assets", "pretrained", "train", "eval", "retrieval", "dual_encoder")
 
 
 class Run:
@@ -166,7 +166,8 @@ def phase_settings(run: Run, phase) -> tuple[ml_collections.ConfigDict, ...]:
 
 
 def resolve_paths(run: Run, data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  for key in ("hub_mirror", "tfds_data_dir", "bucc_dir", "ccgbank_dir"):
+  for key in ("hub_mirror", "tfds_data_dir", "bucc_dir", "ccgbank_dir", "mewslix_dir",
+              "lareqa_dir"):
     data[key] = run.path(data[key])
   data.mlm_sources = tuple(run.path(s) for s in data.mlm_sources)
   return data
@@ -216,6 +217,30 @@ def evaluate_split(run: Run, task: Task, eval_step, params, rows, features, lang
   return predicted, outputs.score(task, predicted, outputs.gold(task, rows), language)
 
 
+def start_or_resume(run: Run, name: str, ckpt: PhaseCheckpoints, shapes: dict, param_sh: dict,
+                    tx, data_iter, init):
+  """(params, opt_state, opt shardings, start step, dev history, load plan): restored from the
+  phase's latest checkpoint (data iterator included) if it was interrupted, else ``init()`` ->
+  (params, plan) with a fresh optimizer state."""
+  opt_abstract = jax.eval_shape(tx.init, shapes)
+  opt_sh = opt_shardings(opt_abstract, shapes, param_sh, run.mesh)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=param_sh[k])
+                for k, v in shapes.items()}
+    abstract_opt = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                                opt_abstract, opt_sh)
+    with jax.set_mesh(run.mesh):
+      restored = ckpt.restore(latest, abstract, abstract_opt, data_iter)
+    meta = ckpt.meta(latest)
+    log.info("%s: resuming at step %d", name, latest)
+    return restored["params"], restored["opt_state"], opt_sh, latest, meta["history"], meta["plan"]
+  params, plan = init()
+  with jax.set_mesh(run.mesh):
+    opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
+  return params, opt_state, opt_sh, 0, [], plan
+
+
 def task_data(data, phase, task: str):
   """The phase's data settings with the task's own overrides (``phase.task_data[task]``)."""
   overrides = dict((phase.get("task_data", {}) or {}).get(task, {}) or {})
@@ -260,27 +285,12 @@ def run_train(run: Run, name: str, phase) -> dict:
   data_iter = feats.train_batches(parts, train.batch_size // accum, seed=run.config.seed,
                                   weights=[n ** (1 / train.mix_temperature) for n in sizes],
                                   num_batches=steps * accum)
-  opt_abstract = jax.eval_shape(tx.init, model.shapes())
-  opt_sh = opt_shardings(opt_abstract, model.shapes(), param_sh, run.mesh)
-  latest = ckpt.latest_step()
-  if latest is not None:  # resume an interrupted phase
-    abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=param_sh[k])
-                for k, v in model.shapes().items()}
-    abstract_opt = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                                opt_abstract, opt_sh)
-    with jax.set_mesh(run.mesh):
-      restored = ckpt.restore(latest, abstract, abstract_opt, data_iter)
-    params, opt_state, meta = restored["params"], restored["opt_state"], ckpt.meta(latest)
-    start, history, plan = latest, meta["history"], meta["plan"]
-    log.info("%s: resuming at step %d", name, start)
-  else:
-    params, plan = run.trained_params(phase.init_from, model, param_sh,
-                                      dont_load=list(phase.get("dont_load", [])),
-                                      head_map=dict(phase.get("head_map", {}) or {}),
-                                      fresh_seed=run.config.seed)
-    with jax.set_mesh(run.mesh):
-      opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
-    start, history = 0, []
+  params, opt_state, opt_sh, start, history, plan = start_or_resume(
+      run, name, ckpt, model.shapes(), param_sh, tx, data_iter,
+      lambda: run.trained_params(phase.init_from, model, param_sh,
+                                 dont_load=list(phase.get("dont_load", [])),
+                                 head_map=dict(phase.get("head_map", {}) or {}),
+                                 fresh_seed=run.config.seed))
 
   train_steps = [make_train_step(model, tx, t.name, t.kind, param_sh, opt_sh, run.batch_sh)
                  for t in tasks]
@@ -304,8 +314,7 @@ def run_train(run: Run, name: str, phase) -> dict:
                     "config": run.config.to_dict()})
     return value
 
-  bar = tqdm.tqdm(range(start, steps), initial=start, total=steps, desc=name,
-                  disable=jax.process_index() != 0, mininterval=2)
+  bar = progress_bar(name, start, steps)
   with jax.set_mesh(run.mesh):
     for step in bar:
       for micro in range(accum):
@@ -317,13 +326,8 @@ def run_train(run: Run, name: str, phase) -> dict:
         pending.append(metrics)
       done = step + 1
       if done % train.log_every == 0 or done == steps:
-        rate = len(pending) / accum / (time.time() - t0)
-        logged = flush_metrics(pending, done, name)
+        log_train_metrics(pending, done, name, accum, t0, bar, writer)
         pending, t0 = [], time.time()
-        bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.1f}")
-        if writer:
-          for k, v in dict(logged, steps_per_second=rate).items():
-            writer.add_scalar(f"train/{k}", v, done)
       if done % train.eval_every == 0 or done == steps:
         if pending:  # never checkpoint parameters whose loss has not been checked
           flush_metrics(pending, done, name)
@@ -351,6 +355,23 @@ def stale_evals(history: list) -> int:
   """How many dev evaluations have passed since the best one (jiant's early-stopping count)."""
   best = max(range(len(history)), key=lambda i: (history[i]["dev_score"], -i))
   return len(history) - 1 - best
+
+
+def progress_bar(name: str, start: int, steps: int) -> tqdm.tqdm:
+  return tqdm.tqdm(range(start, steps), initial=start, total=steps, desc=name,
+                   disable=jax.process_index() != 0, mininterval=2)
+
+
+def log_train_metrics(pending: list, done: int, name: str, accum: int, t0: float, bar,
+                      writer) -> dict:
+  """Fetches and checks the step metrics since the last log, and shows and records them."""
+  rate = len(pending) / accum / (time.time() - t0)
+  logged = flush_metrics(pending, done, name)
+  bar.set_postfix(loss=f"{logged['loss']:.3f}", acc=f"{logged['accuracy']:.1f}")
+  if writer:
+    for k, v in dict(logged, steps_per_second=rate).items():
+      writer.add_scalar(f"train/{k}", v, done)
+  return logged
 
 
 def flush_metrics(pending: list, step: int, phase: str) -> dict:
@@ -420,6 +441,9 @@ def run_all(config: ml_collections.ConfigDict, only: list[str] | None = None) ->
       result = run_pretrained(run, name)
     elif phase.kind == "train":
       result = run_train(run, name, phase)
+    elif phase.kind == "dual_encoder":
+      from xtjax.retrieval.dual_encoder import run_phase as run_dual_encoder
+      result = run_dual_encoder(run, name, phase)
     elif phase.kind == "retrieval":
       from xtjax.retrieval.evaluate import run_phase
       result = run_phase(run, name, phase)

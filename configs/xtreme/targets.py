@@ -6,7 +6,8 @@
 
 The argument is ``SIZE[,BENCHMARK[,TASKS[,PRESET]]]``: the XLM-R size (base, large, xl, xxl), the
 benchmark whose languages are evaluated, the target tasks joined by ``+`` (default: all of the
-benchmark's non-retrieval tasks) and a sharding preset. Every target model starts from the
+benchmark's tasks, retrieval included: BUCC and Tatoeba need ``data.bucc_dir``; Mewsli-X and
+LAReQA ``data.mewslix_dir`` and ``data.lareqa_dir``) and a sharding preset. Every target model starts from the
 pretrained encoder with fresh heads; the intermediate-task configs start them from there instead.
 
 Hyperparameters are those of google-research/xtreme's ``scripts/train_*.sh`` (see
@@ -37,6 +38,11 @@ _RECIPES = {
     "xcopa": ("copa", dict(optim=dict(lr=1e-5), train=dict(epochs=5.0))),
 }
 _SIQA = dict(optim=dict(lr=1e-5), train=dict(epochs=2.0))
+# Retrieval: task -> the phase whose encoder it reads. XTREME reads BUCC and Tatoeba from the
+# pretrained model; XTREME-R reads Tatoeba from the SQuAD v1.1 model, and Mewsli-X and LAReQA
+# from dual encoders fine-tuned as train_mewslix.sh / train_lareqa.sh do.
+_RETRIEVAL = {"xtreme": {"bucc2018": "pretrained", "tatoeba": "pretrained"},
+              "xtreme-r": {"tatoeba": "squad", "mewslix": "dual_mewslix", "lareqa": "dual_lareqa"}}
 
 
 def get_config(arg: str = "large,xtreme"):
@@ -44,17 +50,25 @@ def get_config(arg: str = "large,xtreme"):
   benchmark = benchmark or "xtreme"
   if benchmark not in TASK_LANGUAGES:
     raise ValueError(f"unknown benchmark {benchmark!r}: use {', '.join(TASK_LANGUAGES)}")
-  tasks = tasks.split("+") if tasks else [t for t in TASK_LANGUAGES[benchmark] if t in _RECIPES]
-  unknown = [t for t in tasks if t not in _RECIPES or t not in TASK_LANGUAGES[benchmark]]
+  known = [t for t in TASK_LANGUAGES[benchmark] if t in _RECIPES or t in _RETRIEVAL[benchmark]]
+  tasks = tasks.split("+") if tasks else known
+  unknown = [t for t in tasks if t not in known]
   if unknown:
-    raise ValueError(f"unknown target task(s) {unknown} for {benchmark}: use "
-                     f"{'+'.join(t for t in TASK_LANGUAGES[benchmark] if t in _RECIPES)}")
+    raise ValueError(f"unknown target task(s) {unknown} for {benchmark}: use {'+'.join(known)}")
   c = base_config()
   model_config(c, size, preset)
   c.run_dir = f"runs/xtreme/{size}_{benchmark}"
   c.train.update(batch_size=32, eval_every=1000)
   c.phases.pretrained = dict(kind="pretrained")
-  for task in tasks:
+  for task in [t for t in tasks if t in _RETRIEVAL[benchmark]]:
+    source = _RETRIEVAL[benchmark][task]
+    if source.startswith("dual_"):
+      c.phases[source] = dict(kind="dual_encoder", task=task, init_from="pretrained")
+    elif source == "squad" and "squad" not in tasks:
+      tasks.append("xquad")  # trains the SQuAD model Tatoeba reads
+    c.phases[f"eval_{task}"] = dict(kind="retrieval", task=task, from_phase=source,
+                                    languages=tuple(TASK_LANGUAGES[benchmark][task]))
+  for task in [t for t in tasks if t in _RECIPES]:
     trained, settings = _RECIPES[task]
     if trained not in c.phases:
       init, extra = "pretrained", {}

@@ -25,7 +25,7 @@ from xtjax import scoring
 from xtjax.data import pipeline
 from xtjax.data.tasks import Source
 from xtjax.metrics import accuracy, bucc_scores
-from xtjax.retrieval import mining
+from xtjax.retrieval import mining, ranking
 from xtjax.retrieval.search import knn
 
 TATOEBA_CODES = {
@@ -38,7 +38,7 @@ TATOEBA_CODES = {
 # google/xtreme has XTREME's 36 Tatoeba languages; XTREME-R's additions come from the same
 # LASER files as published in mteb/tatoeba-bitext-mining.
 XTREME_R_TATOEBA = ("az", "lt", "pl", "ro", "uk")
-RETRIEVAL_TASKS = ("tatoeba", "bucc2018", "bucc2018_gold_only")
+RETRIEVAL_TASKS = ("tatoeba", "bucc2018", "bucc2018_gold_only") + ranking.RANKING_TASKS
 BUCC_LANGS = ("de", "fr", "ru", "zh")
 
 
@@ -171,6 +171,9 @@ def evaluate_retrieval(run, task: str, from_phase: str, *, languages=None, layer
                        out_dir, data=None, batch_size: int = 128) -> dict:
   """Scores ``task`` in each language from ``from_phase``'s encoder at ``layer`` (and every layer
   of ``layers``, a sweep); writes the leaderboard files of ``layer`` under ``out_dir``."""
+  if task in ranking.RANKING_TASKS:  # Mewsli-X, LAReQA: a dual encoder's <s>, last layer
+    return ranking.evaluate_phase(run, task, from_phase, languages=languages, out_dir=out_dir,
+                                  data=data or run.data, batch_size=batch_size)
   if task not in _RUNNERS:
     raise ValueError(f"unknown retrieval task {task!r}: use {', '.join(RETRIEVAL_TASKS)}")
   data = data or run.data
@@ -205,7 +208,7 @@ def evaluate_retrieval(run, task: str, from_phase: str, *, languages=None, layer
 
 def layer_table(result: dict) -> str:
   """Markdown: one row per layer, one column per language, of the task's main metric."""
-  metric = _RUNNERS[result["task"]][1]
+  metric = "map@20" if result["task"] in ranking.RANKING_TASKS else _RUNNERS[result["task"]][1]
   langs = result["languages"]
   lines = [f"| {result['task']} {metric} ({result['from_phase']}) | layer | "
            + " | ".join(langs) + " | avg |", "|" + "---|" * (len(langs) + 3)]
@@ -248,7 +251,8 @@ def evaluate_phases(run, tasks, phases=None, *, layers="all", benchmark: str = "
   from xtjax.train import phase_order
   if phases is None:
     phases = [n for n in phase_order(run.config)
-              if run.config.phases[n].kind in ("pretrained", "train") and run.result(n)]
+              if run.config.phases[n].kind in ("pretrained", "train", "dual_encoder")
+              and run.result(n)]
   results = []
   for phase in phases:
     out_dir = run.dir / f"retrieval-{phase}"
