@@ -108,3 +108,16 @@ def test_eval_retrieval_on_the_demo_run(tmp_path, capsys):
   assert len(preds) == 100 and all(0 <= p < 100 for p in preds)
   assert cli.main(["xtjax", "eval", "--config", "configs/demo.py", "--tasks", "xnli"] + flags) == 2
   assert "use --checkpoint" in capsys.readouterr().err
+
+
+def test_default_phase_for_each_retrieval_task():
+  from ml_collections import ConfigDict
+  phases = dict(pretrained=dict(kind="pretrained"), intermediate=dict(kind="train", task="mnli"),
+                dual=dict(kind="dual_encoder", task="mewslix"))
+  run = types.SimpleNamespace(dir="run", config=ConfigDict(dict(phases=phases)))
+  assert retrieval.default_phase(run, "tatoeba") == "intermediate"
+  assert retrieval.default_phase(run, "mewslix") == "dual"
+  with pytest.raises(ValueError, match="lareqa needs a dual_encoder phase"):
+    retrieval.default_phase(run, "lareqa")
+  del run.config.phases["intermediate"]
+  assert retrieval.default_phase(run, "bucc2018") == "pretrained"

@@ -139,7 +139,7 @@ def evaluate_checkpoint(run, tasks: list[str], benchmark: str, from_phase: str |
                        f"{', '.join(scoring.TASK_LANGUAGES[benchmark])}")
     if task in retrieval.RETRIEVAL_TASKS:
       results.append(retrieval.evaluate_retrieval(
-          run, task, from_phase or retrieval.default_phase(run), languages=langs, out_dir=out_dir))
+          run, task, from_phase or retrieval.default_phase(run, task), languages=langs, out_dir=out_dir))
     else:
       results.append(evaluate_task(run, task, trained_phase(run, task), langs, out_dir=out_dir))
   write_results(out_dir, results, f"Zero-shot {benchmark} from {run.dir}")

@@ -237,10 +237,18 @@ def run_phase(run, name: str, phase) -> dict:
   return result
 
 
-def default_phase(run) -> str:
-  """Where retrieval is read when no phase is named: the intermediate model if the run has one
-  (the paper's setting), else the pretrained encoder."""
-  return "intermediate" if "intermediate" in run.config.phases else "pretrained"
+def default_phase(run, task: str) -> str:
+  """Where a retrieval task reads its encoder when no phase is named: Mewsli-X and LAReQA their
+  dual-encoder phase; the others the intermediate model if the run has one (the paper's
+  setting), else the pretrained encoder."""
+  phases = run.config.phases
+  if task in ranking.RANKING_TASKS:
+    dual = [n for n in phases if phases[n].kind == "dual_encoder" and phases[n].task == task]
+    if not dual:
+      raise ValueError(f"{task} needs a dual_encoder phase with task={task!r} in {run.dir}: add "
+                       "one (configs/xtreme/targets.py:large,xtreme-r has it) or pass --from-phase")
+    return dual[-1]
+  return "intermediate" if "intermediate" in phases else "pretrained"
 
 
 def evaluate_phases(run, tasks, phases=None, *, layers="all", benchmark: str = "xtreme") -> list:
