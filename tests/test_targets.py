@@ -66,10 +66,10 @@ def test_xtreme_tasks_train_predict_and_score(xtreme_run, xtreme_assets, capsys)
     assert results[task]["from_phase"] == "squad"
   # Model selection on English dev is recorded with its metric.
   squad = json.loads((xtreme_run / "squad" / "result.json").read_text())
-  assert squad["dev_metric"] == "f1" and squad["selected_step"] == 2
-  assert squad["data"]["train"]["malformed"] == {"answer_start out of range": 1}
+  assert squad["dev_metric"] == {"squad": "f1"} and squad["selected_step"] == 2
+  assert squad["data"]["train"]["squad"]["malformed"] == {"answer_start out of range": 1}
   pawsx = json.loads((xtreme_run / "pawsx" / "result.json").read_text())
-  assert pawsx["data"]["train"] == {"rows": 48, "kept": 47,
+  assert pawsx["data"]["train"]["pawsx"] == {"rows": 48, "kept": 47,
                                     "malformed": {"label '2' not in ['0', '1']": 1}}
   udpos = json.loads((xtreme_run / "udpos" / "result.json").read_text())
   assert set(udpos["dev"]["udpos"]) == {"f1", "precision", "recall", "accuracy"}
