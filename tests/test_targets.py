@@ -97,6 +97,14 @@ def test_xcopa_through_siqa_and_copa(xtreme_assets, tmp_path, capsys):
   assert list(result["metrics"]["accuracy"]) == scoring.TASK_LANGUAGES["xtreme-r"]["xcopa"]
   preds = scoring.read_predictions("xcopa", "qu", tmp_path / "eval_xcopa" / "predictions")
   assert len(preds) == 6 and set(preds) <= {0, 1}
+  capsys.readouterr()
+  assert cli.main(["xtjax", "export-labels", "--benchmark", "xtreme-r", "--out",
+                   str(tmp_path / "gold"), "--hub-mirror", hub, "--tasks", "xcopa"]) == 0
+  capsys.readouterr()
+  assert cli.main(["xtjax", "score", "--predictions", str(tmp_path / "eval_xcopa" / "predictions"),
+                   "--labels", str(tmp_path / "gold"), "--benchmark", "xtreme-r"]) == 0
+  report = json.loads(capsys.readouterr().out)
+  assert report["xcopa"]["accuracy"] == pytest.approx(result["metrics"]["accuracy"])
 
 
 def test_eval_checkpoint_errors_are_one_line(xtreme_run, capsys):

@@ -67,7 +67,7 @@ class _Rows:
   """Row access to a dict of equally long arrays, as grain's MapDataset.source expects."""
 
   def __init__(self, features: dict, keys):
-    self.arrays = {k: np.asarray(features[k]).astype(np.int32) for k in keys}
+    self.arrays = {k: np.asarray(features[k]).astype(np.int32, copy=False) for k in keys}
 
   def __len__(self):
     return len(self.arrays["input_ids"])
