@@ -39,6 +39,17 @@ def test_every_intermediate_task_loads(name, intermediate_assets):
     assert task.num_labels == 6 and set(rows[0]["tags"]) <= set(range(6))
   if name == "mlm":
     assert len(rows) == 3 * 180
+  # Rows become model features of the task's kind (every training example covered).
+  c = base_config()
+  c.model.checkpoint = intermediate_assets["model"]
+  run = train_lib.Run(c)
+  if task.kind == "question_answering":  # windows of 128 tokens leave no room for stride 128
+    with pytest.raises(ValueError, match="data.doc_stride 128 leaves no room"):
+      train_lib.load_task_data(run, task, "train", None, data)
+    data.doc_stride = 32
+  _, features, _ = train_lib.load_task_data(run, task, "train", None, data)
+  assert features["input_ids"].shape[-1] == data.max_length
+  assert feats.num_rows(features) >= (1 if name == "mlm" else len(rows))
 
 
 def test_translate_train_adds_the_translations_to_english(intermediate_assets):

@@ -178,7 +178,7 @@ def load_task_data(run: Run, task: Task, split: str, language: str | None, data,
   rows, report = pipeline.load_rows(task, split, language, data)
   if limit:
     rows = rows.select(range(min(limit, len(rows))))
-  pair = "text_b" in dict(task.source(split, language).columns)
+  pair = "text_b" in dict(task.sources(split, language)[0].columns)
   features = feats.encode(rows, task.kind, run.tokenizer, data.max_length,
                           training=split == "train", pair=pair, stride=data.doc_stride)
   return rows, features, report

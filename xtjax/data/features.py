@@ -47,7 +47,14 @@ def encode(rows: datasets.Dataset, kind: str, tokenizer, max_length: int, *, tra
     return tagging.encode(rows["tokens"], rows["tags"], tokenizer, max_length)
   if kind == "question_answering":
     make = qa.train_features if training else qa.eval_features
-    return make(rows, tokenizer, max_length=max_length, stride=stride)
+    try:
+      return make(rows, tokenizer, max_length=max_length, stride=stride)
+    except ValueError as e:
+      if "stride" not in str(e):
+        raise
+      raise ValueError(f"data.doc_stride {stride} leaves no room for the context at "
+                       f"data.max_length {max_length}: use max_length 384 with stride 128 "
+                       "(XTREME), or a smaller stride") from None
   if kind == "masked_lm":  # packed text; masked anew each epoch by `xtjax.data.mlm.MaskTokens`
     from xtjax.data.mlm import mlm_features
     return mlm_features(rows["text"], tokenizer, max_length)
