@@ -123,3 +123,28 @@ def test_multitask_intermediate_feeds_two_targets(intermediate_assets, tmp_path)
     assert set(next(iter(scores.values()))) == {"en", "de", "zh"}
   saved = json.loads((tmp_path / "intermediate" / "result.json").read_text())
   assert saved["selected_step"] == inter["selected_step"]
+
+
+def test_all_nine_intermediate_tasks_train_together(intermediate_assets, tmp_path):
+  """The sweep's multitask setting at fixture scale: every head receives updates."""
+  a = intermediate_assets
+  c = base_config()
+  c.run_dir = str(tmp_path)
+  c.model.update(checkpoint=a["model"], dtype="float32")
+  c.data = data_config(a, max_length=48, doc_stride=16)
+  c.train.update(batch_size=8, eval_batch_size=8, steps=40, eval_every=40, log_every=10,
+                 dev_examples=8, mix_temperature=1e6)  # near-uniform task draws
+  c.optim.lr = 1e-3
+  c.phases.pretrained = dict(kind="pretrained")
+  c.phases.multitask = dict(kind="train", tasks=tasks.INTERMEDIATE_TASKS, init_from="pretrained",
+                            dont_load=["heads/.*"])
+  result = train_lib.run_all(c)["multitask"]
+  assert set(result["dev"]) == set(tasks.INTERMEDIATE_TASKS)
+  run = train_lib.Run(c)
+  model, shardings = run.model({t: (tasks.get_task(t).kind, len(result["labels"][t]))
+                                for t in tasks.INTERMEDIATE_TASKS})
+  fresh = run.init_params(model, shardings, c.seed)
+  trained, _ = run.trained_params("multitask", model, shardings)
+  for t in tasks.INTERMEDIATE_TASKS:
+    heads = [k for k in trained if k.startswith(f"heads/{t}/")]
+    assert heads and any(not np.allclose(trained[k], fresh[k]) for k in heads), t
