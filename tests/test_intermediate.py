@@ -88,15 +88,20 @@ def test_task_mixture_follows_the_weights_and_resumes():
   assert int(ahead[0]["task"]) == drawn[10]  # batches carry the task drawn for their index
 
 
-def test_multitask_intermediate_feeds_two_targets(intermediate_assets, tmp_path):
-  a = intermediate_assets
+def tiny_run(a, run_dir, **train):
+  """A run on the fixture model and data (max length 48) with a pretrained phase."""
   c = base_config()
-  c.run_dir = str(tmp_path)
+  c.run_dir = str(run_dir)
   c.model.update(checkpoint=a["model"], dtype="float32")
   c.data = data_config(a, max_length=48, doc_stride=16)
-  c.train.update(batch_size=8, eval_batch_size=8, steps=8, eval_every=4, log_every=2)
+  c.train.update(batch_size=8, eval_batch_size=8, **train)
   c.optim.lr = 1e-3
   c.phases.pretrained = dict(kind="pretrained")
+  return c
+
+
+def test_multitask_intermediate_feeds_two_targets(intermediate_assets, tmp_path):
+  c = tiny_run(intermediate_assets, tmp_path, steps=8, eval_every=4, log_every=2)
   c.phases.intermediate = dict(kind="train", tasks=("squad", "hellaswag", "ccg", "mlm"),
                                init_from="pretrained", dont_load=["heads/.*"])
   for target in ("xnli", "udpos"):
@@ -127,15 +132,9 @@ def test_multitask_intermediate_feeds_two_targets(intermediate_assets, tmp_path)
 
 def test_all_nine_intermediate_tasks_train_together(intermediate_assets, tmp_path):
   """The sweep's multitask setting at fixture scale: every head receives updates."""
-  a = intermediate_assets
-  c = base_config()
-  c.run_dir = str(tmp_path)
-  c.model.update(checkpoint=a["model"], dtype="float32")
-  c.data = data_config(a, max_length=48, doc_stride=16)
-  c.train.update(batch_size=8, eval_batch_size=8, steps=40, eval_every=40, log_every=10,
-                 dev_examples=8, mix_temperature=1e6)  # near-uniform task draws
-  c.optim.lr = 1e-3
-  c.phases.pretrained = dict(kind="pretrained")
+  # mix_temperature 1e6: near-uniform task draws, so every task is drawn in 40 steps.
+  c = tiny_run(intermediate_assets, tmp_path, steps=40, eval_every=40, log_every=10,
+               dev_examples=8, mix_temperature=1e6)
   c.phases.multitask = dict(kind="train", tasks=tasks.INTERMEDIATE_TASKS, init_from="pretrained",
                             dont_load=["heads/.*"])
   result = train_lib.run_all(c)["multitask"]
