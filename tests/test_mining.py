@@ -31,15 +31,20 @@ def reference_margins(x, y, k):
   return fwd, fwd_idx, bwd, bwd_idx
 
 
-def reference_mine(src, trg, x, y, k=4):
-  """Upstream mine_bitext(mode='mine', retrieval='max', margin='ratio'), lines expanded."""
-  def unify(sentences):  # text_load_unify + unique_embeddings (the last row of each sentence)
-    index = {}
-    inds = [index.setdefault(s, len(index)) for s in sentences]
-    last = {u: i for i, u in enumerate(inds)}
-    return inds, [last[u] for u in range(len(index))]
-  src_inds, src_rows = unify(src)
-  trg_inds, trg_rows = unify(trg)
+def reference_unify(sentences):
+  """text_load_unify + unique_embeddings: per line its distinct sentence, and per distinct
+  sentence the row of its last line."""
+  index = {}
+  inds = [index.setdefault(s, len(index)) for s in sentences]
+  last = {u: i for i, u in enumerate(inds)}
+  return inds, [last[u] for u in range(len(index))]
+
+
+def reference_mined(src, trg, x, y, k=4):
+  """Upstream mine_bitext(mode='mine', retrieval='max', margin='ratio'): (score, distinct source,
+  distinct target) as written to the candidates file."""
+  src_inds, src_rows = reference_unify(src)
+  trg_inds, trg_rows = reference_unify(trg)
   fwd, fwd_idx, bwd, bwd_idx = reference_margins(x[src_rows], y[trg_rows], k)
   fwd_best = fwd_idx[np.arange(len(fwd)), fwd.argmax(1)]
   bwd_best = bwd_idx[np.arange(len(bwd)), bwd.argmax(1)]
@@ -53,9 +58,36 @@ def reference_mine(src, trg, x, y, k=4):
       seen_src.add(s)
       seen_trg.add(t)
       if scores[i] > 0:
-        out += [(scores[i], a, b) for a in range(len(src)) if src_inds[a] == s
-                for b in range(len(trg)) if trg_inds[b] == t]
-  return out
+        out.append((scores[i], s, t))
+  return out, src_inds, trg_inds
+
+
+def reference_mine(src, trg, x, y, k=4):
+  """The mined pairs expanded to every pair of lines holding them (xtjax's default)."""
+  mined, src_inds, trg_inds = reference_mined(src, trg, x, y, k)
+  return [(score, a, b) for score, s, t in mined for a in range(len(src)) if src_inds[a] == s
+          for b in range(len(trg)) if trg_inds[b] == t]
+
+
+def reference_upstream_ids(src, trg, x, y, k=4):
+  """utils_retrieve.py read_candidate2score: candidate texts stripped and mapped back through
+  read_sent2id, which drops every stripped text found on more than one line."""
+  def sent2id(sentences):
+    first, repeated = {}, set()
+    for line, sentence in enumerate(sentences):
+      sentence = sentence.strip()
+      if sentence in first:
+        repeated.add(sentence)
+      else:
+        first[sentence] = line
+    return {s: line for s, line in first.items() if s not in repeated}
+  mined, src_inds, trg_inds = reference_mined(src, trg, x, y, k)
+  src_text = {src_inds[a]: src[a] for a in range(len(src))}
+  trg_text = {trg_inds[b]: trg[b] for b in range(len(trg))}
+  src_ids, trg_ids = sent2id(src), sent2id(trg)
+  return [(score, src_ids[src_text[s].strip()], trg_ids[trg_text[t].strip()])
+          for score, s, t in mined
+          if src_text[s].strip() in src_ids and trg_text[t].strip() in trg_ids]
 
 
 def assert_same_candidates(got, want):
@@ -138,6 +170,27 @@ def test_duplicate_sentences_are_unified_then_expanded():
   assert not np.allclose(margin_scores(x, y).fwd_scores[0],
                          reference_margins(x[[i for i in range(40) if i not in (5, 17)]],
                                            y[[j for j in range(len(y)) if j != 8]], 4)[0][0])
+
+
+def test_upstream_duplicates_switch_drops_repeated_sentences():
+  x, y, _ = planted_corpus(2, n_src=40, n_planted=30, n_distract=10, d=16)
+  src = [f"src {i}" for i in range(len(x))]
+  trg = [f"trg {j}" for j in range(len(y))]
+  for i in (5, 17):  # one sentence on three lines
+    src[i], x[i] = src[0], x[0]
+  trg[3] = trg[8] = "the translation"
+  y[3] = y[8] = x[0] + 0.05
+  # Two lines that differ only by a trailing space: distinct when mined, one text once stripped.
+  src[21] = src[20] + " "
+  got = mine(src, trg, x, y, duplicates="drop")
+  assert_same_candidates(got, reference_upstream_ids(src, trg, x, y))
+  assert not {s for _, s, _ in got} & {0, 5, 17, 20, 21}
+  assert not {t for _, _, t in got} & {3, 8}
+  expanded = mine(src, trg, x, y)
+  assert {(s, t) for _, s, t in got} < {(s, t) for _, s, t in expanded}
+  assert {s for _, s, _ in expanded} >= {0, 5, 17}
+  with pytest.raises(ValueError, match="'expand'.*'drop'"):
+    mine(src, trg, x, y, duplicates="keep")
 
 
 def test_mine_checks_lengths():

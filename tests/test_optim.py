@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from xtjax.optim import decays, make_optimizer, schedule
+from xtjax.optim import decays, make_optimizer, schedule, warmup_steps
 
 
 def optim(**kw):
@@ -20,6 +20,25 @@ def test_linear_warmup_then_linear_decay():
   s = schedule(1e-3, total_steps=100, warmup_steps=10)
   np.testing.assert_allclose([s(0), s(5), s(10), s(55), s(100)], [0, 5e-4, 1e-3, 5e-4, 0],
                              atol=1e-9)
+
+
+def test_warmup_is_a_fraction_below_one_and_steps_from_one():
+  assert warmup_steps(0.1, 2000) == 200  # jiant: 10% of the phase
+  assert warmup_steps(500, 2000) == 500 and warmup_steps(500.0, 100) == 500  # XTREME's QA
+  assert warmup_steps(0, 2000) == 0 and warmup_steps(1, 2000) == 1
+  s = schedule(1e-3, total_steps=2000, warmup_steps=warmup_steps(500, 2000))
+  np.testing.assert_allclose([s(250), s(500), s(1250)], [5e-4, 1e-3, 5e-4], atol=1e-9)
+  # Through make_optimizer: the first update (step 0) has lr 0 either way, the second differs.
+  params = {"w/kernel": jnp.ones(3)}
+  grads = {"w/kernel": jnp.ones(3)}
+  moved = []
+  for warmup in (500, 0.5):
+    tx = make_optimizer(optim(warmup=warmup, weight_decay=0.0, clip=0), 2000, list(params))
+    state = tx.init(params)
+    for _ in range(2):
+      updates, state = tx.update(grads, state, params)
+    moved.append(float(-updates["w/kernel"][0]))
+  np.testing.assert_allclose(moved, [1e-3 / 500, 1e-3 / 1000], rtol=1e-4)
 
 
 def test_no_weight_decay_on_biases_and_layernorm():

@@ -1,4 +1,5 @@
-"""QA windows carry exact answer labels, and decoding recovers the original-context substring."""
+"""QA windows, labels and max-context flags equal a plain reimplementation of XTREME's
+``squad_convert_example_to_features`` loop; decoding and its three post-processings."""
 
 from __future__ import annotations
 
@@ -44,48 +45,145 @@ def _batch(rows):
               context=[c for _, c, _ in rows], answers=answers)
 
 
-def _context(offsets):
-  return offsets[offsets[:, 0] >= 0]
+# --- the upstream loop, written out plainly (third_party/processors/squad.py) -------------------
 
 
-def _covers(offsets, start, end):
-  ctx = _context(offsets)
-  return ctx[0, 0] <= start and ctx[-1, 1] >= end
+def upstream_spans(n_doc, q_len, max_seq_length, doc_stride):
+  """(start, paragraph_len, kept tokens) per window: lines 137-180 with transformers 2.x
+  ``encode_plus(..., truncation_strategy="only_second", stride=...)`` overflow semantics."""
+  doc = list(range(n_doc))
+  pair_added = 4  # <s> A </s></s> B </s>
+  stride = max_seq_length - doc_stride - q_len - pair_added
+  spans, span_doc = [], doc
+  while len(spans) * doc_stride < len(doc):
+    total = q_len + len(span_doc) + pair_added
+    overflow, kept = None, span_doc
+    if total > max_seq_length:
+      remove = total - max_seq_length
+      kept = span_doc[:-remove]
+      overflow = span_doc[-min(len(span_doc), stride + remove):]
+    paragraph_len = min(n_doc - len(spans) * doc_stride, max_seq_length - q_len - pair_added)
+    spans.append((len(spans) * doc_stride, paragraph_len, kept))
+    if overflow is None:
+      break
+    span_doc = overflow
+  return spans
 
 
-def test_long_context_windows_label_only_windows_with_the_whole_answer(tok):
-  windows = qa.eval_features(_batch([("Where does the fox sleep?", LONG, None)]), tok, L, STRIDE)
-  offs = windows["offsets"]
-  assert len(offs) >= 4 and (windows["example_index"] == 0).all()
-  for a, b in zip(offs, offs[1:]):  # consecutive windows share exactly `stride` context tokens
-    assert (_context(a)[-STRIDE:] == _context(b)[:STRIDE]).all()
-    assert _context(b)[STRIDE, 0] > _context(a)[-1, 0]
-  # An answer from window 0's second-to-last token to the first token past it straddles the
-  # boundary; window 1 holds it whole because the stride overlap covers its start.
-  w0, w1 = _context(offs[0]), _context(offs[1])
-  lo, hi = w0[-2, 0], w1[STRIDE, 1]
-  straddle = LONG[lo:hi]
-  assert not _covers(offs[0], lo, hi) and _covers(offs[1], lo, hi)
-  inner = "green bridge every night"
-  batch = _batch([("Where does the fox sleep?", LONG, straddle),
-                  ("Where does the fox sleep?", LONG, inner)])
-  feats = qa.train_features(batch, tok, L, STRIDE)
-  assert (feats["input_ids"] == np.concatenate([windows["input_ids"]] * 2)).all()
-  assert feats["input_ids"].dtype == np.int32 and feats["start_position"].shape == (2 * len(offs),)
-  for row, answer in enumerate([straddle, inner]):
-    start = LONG.index(answer)
-    labelled = []
-    for w in range(len(offs)):
-      f = row * len(offs) + w
-      s, e = feats["start_position"][f], feats["end_position"][f]
-      if _covers(offs[w], start, start + len(answer)):
-        assert 0 < s <= e
-        assert LONG[offs[w][s, 0]:offs[w][e, 1]] == answer
-        labelled.append(w)
+def upstream_is_max_context(spans, index, position):
+  best_score, best_index = None, None
+  for i, (start, length, _) in enumerate(spans):
+    end = start + length - 1
+    if start <= position <= end:
+      score = min(position - start, end - position) + 0.01 * length
+      if best_score is None or score > best_score:
+        best_score, best_index = score, i
+  return index == best_index
+
+
+def upstream_features(tok, question, context, answer, max_seq_length, doc_stride):
+  """Windows of one example as (input_ids, max_context flags, start, end) lists; [] when the
+  training answer is not in its words."""
+  doc_tokens, char_to_word, prev_space = [], [], True
+  for c in context:
+    if c in " \t\r\n" or ord(c) == 0x202F:
+      prev_space = True
+    else:
+      if prev_space:
+        doc_tokens.append(c)
       else:
-        assert s == e == 0
-    assert labelled
-  assert feats["start_position"][0] == 0 and feats["start_position"][1] > 0
+        doc_tokens[-1] += c
+      prev_space = False
+    char_to_word.append(len(doc_tokens) - 1)
+  orig_to_tok, all_doc = [], []
+  for word in doc_tokens:
+    orig_to_tok.append(len(all_doc))
+    all_doc += tok.tokenize(word)
+  tok_start = tok_end = None
+  if answer:
+    start_char = context.index(answer)
+    first = char_to_word[start_char]
+    last = char_to_word[min(start_char + len(answer) - 1, len(char_to_word) - 1)]
+    if " ".join(doc_tokens[first:last + 1]).find(" ".join(answer.strip().split())) == -1:
+      return []
+    tok_start = orig_to_tok[first]
+    tok_end = orig_to_tok[last + 1] - 1 if last < len(doc_tokens) - 1 else len(all_doc) - 1
+    wanted = " ".join(tok.tokenize(answer))
+    found = [(a, b) for a in range(tok_start, tok_end + 1) for b in range(tok_end, a - 1, -1)
+             if " ".join(all_doc[a:b + 1]) == wanted]
+    tok_start, tok_end = found[0] if found else (tok_start, tok_end)
+  query = tok.convert_tokens_to_ids(tok.tokenize(question))[:64]
+  spans = upstream_spans(len(all_doc), len(query), max_seq_length, doc_stride)
+  doc_ids = tok.convert_tokens_to_ids(all_doc)
+  out = []
+  for k, (start, length, kept) in enumerate(spans):
+    assert kept == list(range(start, start + length))
+    offset = len(query) + 3
+    ids = [tok.cls_token_id] + query + [tok.sep_token_id] * 2 + doc_ids[start:start + length]
+    ids = ids + [tok.sep_token_id] + [tok.pad_token_id] * (max_seq_length - len(ids) - 1)
+    flags = [0] * max_seq_length
+    for j in range(length):
+      flags[offset + j] = int(upstream_is_max_context(spans, k, start + j))
+    s = e = 0
+    if tok_start is not None and tok_start >= start and tok_end <= start + length - 1:
+      s, e = tok_start - start + offset, tok_end - start + offset
+    out.append((ids, flags, s, e))
+  return out
+
+
+def _single_token_words(tok):
+  return sorted({w for s in _SENTENCES for w in s.split() if len(tok.tokenize(w)) == 1})
+
+
+def test_window_counts_and_contents_equal_the_upstream_loop(tok):
+  """Contexts of 150 to 1,200 tokens at XTREME's 384 tokens and doc stride 128, around every
+  window boundary, with a question of 5 tokens and one cut to 64."""
+  words = _single_token_words(tok)
+  short_q, long_q = "Who built the clock?", " ".join(["Who built the clock?"] * 20)
+  assert len(tok.tokenize(long_q)) > 64
+  room = 384 - len(tok.tokenize(short_q)) - 4
+  sizes = [150, room - 1, room, room + 1, room + 128, room + 129, 700, room + 3 * 128, 1200]
+  rows = []
+  for q in (short_q, long_q):
+    for n in sizes:
+      rows.append((q, " ".join(words[i % len(words)] for i in range(n)), None))
+  feats = qa.eval_features(_batch(rows), tok, 384, 128)
+  counts = []
+  for i, (q, context, _) in enumerate(rows):
+    want = upstream_features(tok, q, context, None, 384, 128)
+    mine = np.flatnonzero(feats["example_index"] == i)
+    counts.append(len(mine))
+    assert len(mine) == len(want), (i, len(context.split()))
+    for f, (ids, flags, _, _) in zip(mine, want):
+      assert feats["input_ids"][f].tolist() == ids
+      assert feats["max_context"][f].tolist() == flags
+      assert feats["attention_mask"][f].tolist() == [int(t != tok.pad_token_id) for t in ids]
+  # 1 window up to `room` tokens, then one more per 128 tokens: stride is the step, not overlap.
+  assert counts[:len(sizes)] == [1, 1, 1, 2, 2, 3, 4, 4, 8]
+
+
+def test_training_labels_equal_the_upstream_loop(tok):
+  rows = [("Who built the clock?", LONG, "Walter Brown"),  # words "Walter" "Brown."
+          ("Where does the fox sleep?", LONG, "under the green bridge"),
+          ("When is the market?", _SENTENCES[2], "Monday"),  # inside the word "Monday."
+          ("Who swims?", _SENTENCES[4], "arrives."),  # the context's last word
+          (ZH_QUESTION, "他说：“北京”是中国的首都，上海很大。", "北京"),  # inside one long word
+          ("Where?", "A river in the 10\u00a0000 lakes.", "10\u00a0000"),  # not in its words
+          ("Who swims?", LONG, None)]
+  batch = _batch(rows)
+  for length, stride in ((L, STRIDE), (64, 16), (384, 128)):
+    feats = qa.train_features(batch, tok, length, stride)
+    want = [w for q, c, a in rows for w in upstream_features(tok, q, c, a, length, stride)]
+    assert feats["input_ids"].tolist() == [ids for ids, _, _, _ in want]
+    assert list(zip(feats["start_position"].tolist(), feats["end_position"].tolist())) == [
+        (s, e) for _, _, s, e in want]
+  # The zh answer is labelled as its whole whitespace word, as upstream; the NBSP row has none.
+  feats = qa.train_features(batch, tok, 384, 128)
+  evals = qa.eval_features(batch, tok, 384, 128)
+  (zh,) = np.flatnonzero(evals["example_index"] == 4)  # rows before the dropped row 5 align
+  s, e = feats["start_position"][zh], feats["end_position"][zh]
+  assert rows[4][1][evals["offsets"][zh][s, 0]:evals["offsets"][zh][e, 1]] == rows[4][1]
+  assert len(feats["input_ids"]) == len(evals["input_ids"]) - 1
 
 
 def _logits(feats, spans, value=8.0):
@@ -105,20 +203,43 @@ def _token(offsets, char, side):
   return int(pos[0])
 
 
+def _covers(offsets, start, end):
+  ctx = offsets[offsets[:, 0] >= 0]
+  return ctx[0, 0] <= start and ctx[-1, 1] >= end
+
+
+def test_answers_start_only_in_their_max_context_window(tok):
+  feats = qa.eval_features(_batch([("Who built the clock?", LONG, None)]), tok, L, STRIDE)
+  offs, flags = feats["offsets"], feats["max_context"]
+  answer = "Walter Brown"
+  a = LONG.index(answer)
+  windows = [f for f in range(len(offs)) if _covers(offs[f], a, a + len(answer))]
+  assert len(windows) >= 2
+  owner = [f for f in windows if flags[f, _token(offs[f], a, 0)]]
+  other = [f for f in windows if f not in owner]
+  assert len(owner) == 1 and other
+  # The higher-scoring copy is in a window where "Walter" is not max-context: it is skipped.
+  spans = [(other[0], _token(offs[other[0]], a, 0), _token(offs[other[0]], a + len(answer), 1),
+            5.0), (owner[0], _token(offs[owner[0]], a, 0),
+                   _token(offs[owner[0]], a + len(answer), 1), 0.0)]
+  start, end = _logits(feats, spans)
+  assert qa.decode([LONG], ["x"], feats, start, end)["x"] == answer
+  start, end = _logits(feats, spans[:1])
+  assert qa.decode([LONG], ["x"], feats, start, end)["x"] != answer
+
+
 def test_decode_picks_the_best_window_in_any_feature_order(tok):
   rows = [("Where does the fox sleep?", LONG, None), ("Who built the clock?", _SENTENCES[3], None)]
   feats = qa.eval_features(_batch(rows), tok, L, STRIDE)
+  offs, flags = feats["offsets"], feats["max_context"]
   long_feats = np.nonzero(feats["example_index"] == 0)[0]
-  offs = feats["offsets"]
-  weak, strong = "old mill", "Walter Brown"
-  f_weak = long_feats[0]
-  f_strong = next(f for f in long_feats if _covers(offs[f], LONG.index(strong),
-                                                    LONG.index(strong) + len(strong)))
-  assert f_strong != f_weak
   spans = []
-  for f, text, bonus in [(f_weak, weak, 1.0), (f_strong, strong, 2.0)]:
+  for text, bonus in [("old mill", 1.0), ("Walter Brown", 2.0)]:
     a = LONG.index(text)
+    f = next(f for f in long_feats if _covers(offs[f], a, a + len(text))
+             and flags[f, _token(offs[f], a, 0)])
     spans.append((f, _token(offs[f], a, 0), _token(offs[f], a + len(text), 1), bonus))
+  assert spans[0][0] != spans[1][0]
   (short,) = np.nonzero(feats["example_index"] == 1)[0]
   start, end = _logits(feats, spans)
   # The short example peaks at <s>, outside the context: only lower pairs (-2) are valid.
@@ -126,45 +247,18 @@ def test_decode_picks_the_best_window_in_any_feature_order(tok):
   start[short, 0] = end[short, 0] = 50.0
   ids, contexts = ["long", "short"], [LONG, _SENTENCES[3]]
   got = qa.decode(contexts, ids, feats, start, end)
-  assert got["long"] == strong
+  assert got["long"] == "Walter Brown"
   assert got["short"] != "" and got["short"] in _SENTENCES[3]
   perm = np.random.default_rng(0).permutation(len(start))
   shuffled = {k: v[perm] for k, v in feats.items()}
   assert qa.decode(contexts, ids, shuffled, start[perm], end[perm]) == got
   # With one candidate per side the short example has no valid pair left, but still an entry.
-  none = qa.decode(contexts, ids, feats, start, end, n_best=1)
-  assert none == {"long": strong, "short": ""}
+  assert qa.decode(contexts, ids, feats, start, end, n_best=1) == {"long": "Walter Brown",
+                                                                   "short": ""}
   trimmed = {k: (v[:, :20] if v.ndim > 1 else v) for k, v in feats.items()}
   assert qa.decode(contexts, ids, trimmed, start[:, :20], end[:, :20])["short"] != ""
-  with pytest.raises(ValueError):
+  with pytest.raises(ValueError, match="do not match"):
     qa.decode(contexts, ids, trimmed, start, end)
-
-
-def test_zh_answers_are_exact_substrings_of_the_original_context(tok):
-  inner_ctx = "他说：“北京”是中国的首都，上海很大。"
-  start_ctx = "北京是中国的首都。上海很大。"
-  batch = _batch([(ZH_QUESTION, inner_ctx, "北京"), (ZH_QUESTION, start_ctx, "北京"),
-                  (ZH_QUESTION, start_ctx, "上海")])
-  feats = qa.train_features(batch, tok, 64, 16)
-  evals = qa.eval_features(batch, tok, 64, 16)
-  assert len(evals["offsets"]) == 3
-  first_ctx = np.argmax(evals["offsets"][1][:, 0] >= 0)
-  # The bare "▁" before 北 gets the zero-width offsets (0, 0); 北 is the labelled start token.
-  assert tok.convert_ids_to_tokens(int(evals["input_ids"][1][first_ctx])) == "▁"
-  assert tuple(evals["offsets"][1][first_ctx]) == (0, 0)
-  for f, (ctx, answer) in enumerate(zip(batch["context"], ["北京", "北京", "上海"])):
-    s, e = feats["start_position"][f], feats["end_position"][f]
-    offs = evals["offsets"][f]
-    assert 0 < s <= e and ctx[offs[s, 0]:offs[e, 1]] == answer
-    start, end = _logits(evals, [(f, s, e, 0.0)])
-    assert qa.decode(batch["context"], batch["id"], evals, start, end)[batch["id"][f]] == answer
-  assert feats["start_position"][1] == first_ctx + 1
-  # A span starting on the bare "▁" still cuts 北京; one ending on it has no text and is skipped.
-  s, e = feats["start_position"][1], feats["end_position"][1]
-  start, end = _logits(evals, [(1, first_ctx, e, 0.0)])
-  assert qa.decode(batch["context"], batch["id"], evals, start, end)["q1"] == "北京"
-  start, end = _logits(evals, [(1, first_ctx, first_ctx, 5.0), (1, s, e, 0.0)])
-  assert qa.decode(batch["context"], batch["id"], evals, start, end)["q1"] == "北京"
 
 
 def test_decode_skips_reversed_and_overlong_spans(tok):
@@ -172,7 +266,7 @@ def test_decode_skips_reversed_and_overlong_spans(tok):
   feats = qa.eval_features(_batch([("What do farmers bring?", ctx, None)]), tok, 64, 16)
   offs = feats["offsets"][0]
   pos = {w: (_token(offs, ctx.index(w), 0), _token(offs, ctx.index(w) + len(w), 1))
-         for w in ["Farmers", "bread", "cheese", "market", "Monday."]}
+         for w in ["Farmers", "bread", "cheese", "market", "Monday"]}
   start = np.zeros((1, offs.shape[0]), np.float32)
   end = np.zeros_like(start)
   start[0, 0] = end[0, 0] = 100.0  # <s>: not a context token
@@ -186,6 +280,46 @@ def test_decode_skips_reversed_and_overlong_spans(tok):
   assert pos["market"][1] - pos["bread"][0] + 1 > 3
   assert qa.decode([ctx], ["x"], feats, start, end)["x"] == "bread and cheese to the market"
   assert qa.decode([ctx], ["x"], feats, start, end, max_answer_length=3)["x"] == "market"
+
+
+def test_get_final_text_aligns_tokens_with_the_original_words():
+  assert qa.get_final_text("Walter Brown", "Walter Brown.") == "Walter Brown"
+  assert qa.get_final_text("Steve Smith", "Steve Smith's") == "Steve Smith"
+  assert qa.get_final_text("1976", "(1976),") == "1976"
+  assert qa.get_final_text("walter", "Walter Brown.") == "Walter Brown."  # cased: not found
+  assert qa.get_final_text("Brown", "Walter\u200bBrown") == "Walter\u200bBrown"  # lengths differ
+  assert qa.get_final_text("北京", "他说北京很大。") == "他说北京很大。"  # CJK split: not found
+  assert qa.get_final_text("北 京", "他说北京很大。") == "北京"
+  assert qa.get_final_text("", "Walter") == "Walter"
+
+
+def test_postprocess_official_jiant_and_offsets(tok):
+  rows = [("Who built the clock?", _SENTENCES[3], None),
+          (ZH_QUESTION, "他说：“北京”是中国的首都，上海很大。", None)]
+  feats = qa.eval_features(_batch(rows), tok, 64, 16)
+  offs = feats["offsets"]
+  en_ctx, zh_ctx = rows[0][1], rows[1][1]
+  a, z = en_ctx.index("Walter Brown"), zh_ctx.index("北京")
+  start, end = _logits(feats, [(0, _token(offs[0], a, 0), _token(offs[0], a + 12, 1), 0.0),
+                               (1, _token(offs[1], z, 0), _token(offs[1], z + 2, 1), 0.0)])
+  ids, contexts = ["en", "zh"], [en_ctx, zh_ctx]
+  got = {p: {lang: qa.decode(contexts, ids, feats, start, end, postprocess=p, language=lang,
+                             tokenizer=tok) for lang in ("en", "zh")} for p in qa.POSTPROCESS}
+  assert got["offsets"]["zh"] == got["offsets"]["en"] == {"en": "Walter Brown", "zh": "北京"}
+  # get_final_text trims "Brown." to the tokens, but zh spans give the whole whitespace word.
+  assert got["official"]["zh"] == got["official"]["en"] == {"en": "Walter Brown", "zh": zh_ctx}
+  # jiant skips get_final_text only for zh: the tokens' own text.
+  assert got["jiant"]["en"] == got["official"]["en"]
+  assert got["jiant"]["zh"] == {"en": "Walter Brown", "zh": "北京"}
+  with pytest.raises(ValueError, match="unknown QA postprocess 'exact': use offsets, official"):
+    qa.decode(contexts, ids, feats, start, end, postprocess="exact")
+  with pytest.raises(ValueError, match="pass the tokenizer"):
+    qa.decode(contexts, ids, feats, start, end, postprocess="official")
+
+
+def test_a_stride_past_the_window_is_an_error(tok):
+  with pytest.raises(ValueError, match="doc_stride 30 exceeds the 23 context tokens"):
+    qa.eval_features(_batch([("Who built the clock?", LONG, None)]), tok, L, 30)
 
 
 def test_answer_problem_reports_malformed_rows():
@@ -205,11 +339,8 @@ def test_train_positions_decode_back_to_the_gold_answers(tok):
   rows = [("Who built the clock?", LONG, "Walter Brown"),
           ("Where does the fox sleep?", LONG, "under the green bridge"),
           ("When is the market?", _SENTENCES[2], "Monday"),
-          (ZH_QUESTION, "他们说首都是北京。", "北京"),
-          (ZH_QUESTION, "据说上海是中国最大的城市。", "上海"),
           ("Who swims?", _SENTENCES[4], "Children")]
   batch = _batch(rows)
-  assert all(qa.answer_problem(c, a) == "" for c, a in zip(batch["context"], batch["answers"]))
   feats = qa.train_features(batch, tok, L, STRIDE)
   evals = qa.eval_features(batch, tok, L, STRIDE)
   assert (feats["input_ids"] == evals["input_ids"]).all()
@@ -219,8 +350,10 @@ def test_train_positions_decode_back_to_the_gold_answers(tok):
   end = np.zeros_like(start)
   start[rows_, feats["start_position"]] = 10.0
   end[rows_, feats["end_position"]] = 10.0
-  got = qa.decode(batch["context"], batch["id"], evals, start, end)
-  assert got == {i: a for i, (_, _, a) in zip(batch["id"], rows)}
+  for postprocess in qa.POSTPROCESS:
+    got = qa.decode(batch["context"], batch["id"], evals, start, end, postprocess=postprocess,
+                    language="en", tokenizer=tok)
+    assert got == {i: a for i, (_, _, a) in zip(batch["id"], rows)}
 
 
 def test_unanswerable_rows_are_labelled_at_s_and_decode_to_null(tok):
@@ -239,7 +372,7 @@ def test_unanswerable_rows_are_labelled_at_s_and_decode_to_null(tok):
     assert (label[example != 1] == 0).all()
     assert (label[example == 1] == 0).any() and (label[example == 1] > 0).any()
   # Logits 10 at the labels: unanswerable rows have null 20 in every window and best span 0 + 0;
-  # the answerable row's null is 0 + 0 in the window holding the answer, its span 10 + 10.
+  # the answerable row's null is 0 + 0 in the windows holding the answer, its span 10 + 10.
   rows_ = np.arange(len(example))
   start = np.zeros(evals["offsets"].shape[:2], np.float32)
   end = np.zeros_like(start)
@@ -275,7 +408,8 @@ def test_null_score_is_the_minimum_over_an_examples_windows(tok):
   feats = qa.eval_features(_batch([("Who built the clock?", LONG, None)]), tok, L, STRIDE)
   answer = "Walter Brown"
   a = LONG.index(answer)
-  w_ans = next(w for w, o in enumerate(feats["offsets"]) if _covers(o, a, a + len(answer)))
+  w_ans = next(w for w, o in enumerate(feats["offsets"]) if _covers(o, a, a + len(answer))
+               and feats["max_context"][w, _token(o, a, 0)])
   w_other = 0 if w_ans else 1
   two = {k: v[[w_ans, w_other]] for k, v in feats.items()}
   offs = two["offsets"][0]
@@ -290,3 +424,20 @@ def test_null_score_is_the_minimum_over_an_examples_windows(tok):
   got = {t: qa.decode([LONG], ["x"], two, start, end, null_score_diff_threshold=t)["x"]
          for t in (-2.5, -2.0, 3.0)}
   assert got == {-2.5: "", -2.0: answer, 3.0: answer}
+
+
+def test_a_bare_space_piece_is_zero_width(tok):
+  ctx = "北京是中国的首都。上海很大。"
+  feats = qa.eval_features(_batch([(ZH_QUESTION, ctx, None)]), tok, 64, 16)
+  offs = feats["offsets"][0]
+  bare = int(np.argmax(offs[:, 0] >= 0))
+  assert tok.convert_ids_to_tokens(int(feats["input_ids"][0][bare])) == "▁"
+  assert tuple(offs[bare]) == (0, 0)
+  jing = _token(offs, 2, 1)
+  start, end = _logits(feats, [(0, bare, jing, 0.0)])
+  decode = lambda p: qa.decode([ctx], ["x"], feats, start, end, postprocess=p, language="zh",
+                               tokenizer=tok)["x"]
+  assert (decode("offsets"), decode("jiant"), decode("official")) == ("北京", "北京", ctx)
+  # A span of the bare piece alone has no text: skipped by "offsets", kept by upstream's decoding.
+  start, end = _logits(feats, [(0, bare, bare, 5.0), (0, bare + 1, jing, 0.0)])
+  assert decode("offsets") == "北京" and decode("official") == ctx

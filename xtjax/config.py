@@ -26,16 +26,34 @@ def base_config() -> ConfigDict:
   # ccgbank_dir: a licensed CCGbank (LDC2005T13) with data/AUTO. mlm_sources: text for the mlm
   # task, hub datasets as 'repo[:config]' or .txt files/globs; the last mlm_dev_texts lines of
   # each are held out, mlm_max_texts caps the lines read per source (0: all).
+  # ud_dir: the official UD releases (ud-treebanks-v2.5 and, for XTREME-R's lt pl ro uk wo, v2.7;
+  # extracted or .tgz) read as XTREME does (xtjax.data.udpos); unset: the hub's udpos.<Name>,
+  # which merges every treebank of a language name (Ancient Greek into Greek, ...).
+  # QA (xtjax.data.qa): doc_stride is the step between window starts and max_query_length the
+  # question's token cap (XTREME and jiant: 128, 64); qa_postprocess makes the answer text:
+  # "offsets" (the context cut at token offsets, exact in every language), "official" (XTREME's
+  # run_squad get_final_text) or "jiant" (get_final_text except for zh).
+  # mc_prompt: the first segment of a multiple-choice input, a format string of {premise},
+  # {question} (COPA's connective in jiant's words) and {connective} (COPA's "cause"/"effect";
+  # XTREME's XCOPA: "{premise} What was the {connective}?").
+  # bucc_duplicates: "expand" maps a mined sentence to every line holding it; "drop" is
+  # upstream's read_sent2id, which never mines a sentence found on several lines.
+  # dev_task: select the model on this task's dev split instead of the trained task's (jiant
+  # selects XNLI models on MNLI's); "" keeps the task's own.
   c.data = ConfigDict(dict(source="hub", hub_mirror=config_dict.placeholder(str),
                            tfds_data_dir=config_dict.placeholder(str), strict=False,
-                           max_length=128, doc_stride=128, eval_buckets=(64, 128, 256, 384, 512),
+                           max_length=128, doc_stride=128, max_query_length=64,
+                           qa_postprocess="offsets", mc_prompt="{premise} {question}",
+                           eval_buckets=(64, 128, 256, 384, 512),
                            ccgbank_dir=config_dict.placeholder(str),
                            bucc_dir=config_dict.placeholder(str),
-                           mewslix_dir=config_dict.placeholder(str),
+                           ud_dir=config_dict.placeholder(str), bucc_duplicates="expand",
+                           dev_task="", mewslix_dir=config_dict.placeholder(str),
                            lareqa_dir=config_dict.placeholder(str), mlm_sources=(),
                            mlm_max_texts=0, mlm_dev_texts=1000))
   # jiant's defaults (jiant/shared/model_setup.py): AdamW, lr 1e-5, eps 1e-8, weight decay 0.01,
-  # 10% linear warmup then linear decay, clipping at 1.0.
+  # 10% linear warmup then linear decay, clipping at 1.0. warmup < 1 is a fraction of the
+  # phase's steps, >= 1 a number of steps (XTREME's QA: 500).
   c.optim = ConfigDict(dict(lr=1e-5, warmup=0.1, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8,
                             clip=1.0, grad_accum_steps=1, freeze=()))
   # steps=0 means epochs * train size / batch_size; dev_examples=0 evaluates the whole dev set.
@@ -43,8 +61,9 @@ def base_config() -> ConfigDict:
   # patience: stop after this many dev evaluations without improvement (0: never; jiant: 30).
   # mix_temperature: multi-task phases draw each batch's task with probability proportional to
   # its training-set size ** (1 / mix_temperature) (1: size-proportional, as jiant).
+  # selection: the step a phase hands on, "best_dev" (the best dev evaluation) or "last".
   c.train = ConfigDict(dict(batch_size=32, eval_batch_size=128, epochs=2.0, steps=0,
-                            mix_temperature=1.0, patience=0,
+                            mix_temperature=1.0, patience=0, selection="best_dev",
                             log_every=50, eval_every=1000, dev_examples=0, keep=2,
                             async_checkpoints=True, rng_impl="rbg"))
   c.phases = ConfigDict()

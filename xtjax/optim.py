@@ -18,6 +18,12 @@ def schedule(lr: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
        optax.linear_schedule(lr, 0.0, max(1, total_steps - warmup_steps))], [warmup_steps])
 
 
+def warmup_steps(warmup: float, total_steps: int) -> int:
+  """``warmup`` steps when it is at least 1 (XTREME's QA: 500), else that fraction of
+  ``total_steps`` (jiant: 0.1)."""
+  return int(warmup) if warmup >= 1 else int(round(warmup * total_steps))
+
+
 def decays(name: str) -> bool:
   """Weight decay applies to kernels and embeddings, not to biases or LayerNorm scales."""
   return not name.endswith(("/bias", "/scale"))
@@ -26,10 +32,9 @@ def decays(name: str) -> bool:
 def make_optimizer(optim, total_steps: int, param_names) -> optax.GradientTransformation:
   """``optim`` holds lr, warmup (steps, or a fraction of total_steps when < 1), weight_decay,
   b1, b2, eps, clip (global norm; 0 disables), grad_accum_steps and freeze (regexes)."""
-  warmup = optim.warmup
-  warmup_steps = int(round(warmup * total_steps)) if warmup < 1 else int(warmup)
   decay_mask = {k: decays(k) for k in param_names}
-  adamw = optax.adamw(schedule(optim.lr, total_steps, warmup_steps), b1=optim.b1, b2=optim.b2,
+  lr = schedule(optim.lr, total_steps, warmup_steps(optim.warmup, total_steps))
+  adamw = optax.adamw(lr, b1=optim.b1, b2=optim.b2,
                       eps=optim.eps, weight_decay=optim.weight_decay, mask=decay_mask)
   tx = optax.chain(optax.clip_by_global_norm(optim.clip), adamw) if optim.clip else adamw
   frozen = [re.compile(p) for p in optim.get("freeze", ())]

@@ -33,6 +33,7 @@ def get_config(arg: str = ""):
 
   c = ConfigDict()
   c.sweep_dir = "runs/sweeps/demo"
+  c.split = "dev"  # as configs/sweeps/phang2020.py: the paper's tables are on dev
   c.run = run
   c.setup = ConfigDict(dict(demo_assets=dict(kind="demo_assets")))
   c.intermediates = ConfigDict(sort_keys=False)

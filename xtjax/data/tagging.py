@@ -1,11 +1,19 @@
 """Token classification (UD-POS, PAN-X) features as XTREME builds them, and predictions per word.
 
-As in google-research/xtreme (``utils_preprocess.py`` and ``third_party/utils_tag.py``): every word
-is tokenized on its own; its first sub-word carries the word's tag and the other sub-words -100; a
-word whose tokenization is empty becomes ``<unk>`` and so keeps a position and a tag. A sentence
-whose sub-words do not fit in ``max_length`` minus ``<s>`` and ``</s>`` is split greedily at word
-boundaries into several segments (never truncated), and `decode` joins the segments' predictions
-back into one tag per word. A single word longer than a whole segment keeps its first sub-words.
+As google-research/xtreme: ``utils_preprocess.py`` ``udpos_tokenize_preprocess`` /
+``panx_tokenize_preprocess`` (lines 39-76, 130-166) split sentences before training, and
+``third_party/utils_tag.py`` ``convert_examples_to_features`` (lines 136-205) encodes the pieces:
+
+- every word is tokenized on its own; a word whose tokenization is empty, or longer than a whole
+  segment, becomes one ``<unk>`` (the preprocessing writes ``<unk>`` in its place);
+- a segment holds at most ``max_length - 3`` sub-words (``special_tokens_count`` 3 for XLM-R): a
+  word that would overflow it starts the next segment, so sentences are split greedily at word
+  boundaries and never truncated;
+- a segment is ``<s> sub-words </s> </s>`` then padding (``sep_token_extra`` for XLM-R);
+- the first sub-word of each word carries its tag, the others -100.
+
+`decode` joins the segments' predictions back into one tag per word, as ``run_tag.py``
+``save_predictions`` does with the ``.idx`` files.
 """
 
 from __future__ import annotations
@@ -17,18 +25,18 @@ from xtjax.steps import IGNORE
 
 def _pieces(words: list[str], tokenizer, room: int) -> list[list[int]]:
   """Sub-word ids of each word, exactly as ``tokenizer(word, add_special_tokens=False)`` gives
-  them, from one batched call over the distinct words; empty ones become [unk]; at most ``room``."""
+  them, from one batched call over the distinct words; [unk] for none or more than ``room``."""
   unique = list(dict.fromkeys(words))
   if not unique:
     return []
   ids = tokenizer(unique, add_special_tokens=False, return_attention_mask=False)["input_ids"]
-  table = {w: (p[:room] if p else [tokenizer.unk_token_id]) for w, p in zip(unique, ids)}
+  table = {w: (p if 0 < len(p) <= room else [tokenizer.unk_token_id]) for w, p in zip(unique, ids)}
   return [table[w] for w in words]
 
 
 def encode(tokens: list[list[str]], tags: list[list[int]] | None, tokenizer,
            max_length: int) -> dict[str, np.ndarray]:
-  """Segments S of at most ``max_length`` tokens (``<s>`` sub-words ``</s>`` then padding).
+  """Segments S of ``max_length`` tokens (``<s>`` sub-words ``</s> </s>`` then padding).
 
   Returns int32 ``input_ids`` and ``attention_mask`` [S, L], ``word_start`` [S, L] (1 on each
   word's first sub-word: the positions `decode` reads), ``sentence_index`` [S] and ``word_offset``
@@ -36,9 +44,9 @@ def encode(tokens: list[list[str]], tags: list[list[int]] | None, tokenizer,
   [S, L] (the tag on first sub-words, -100 elsewhere). L is ``max_length``; segments come in
   sentence order, and a sentence without words has none.
   """
-  room = max_length - 2
+  room = max_length - 3
   if room < 1:
-    raise ValueError(f"max_length {max_length} leaves no room between <s> and </s>")
+    raise ValueError(f"max_length {max_length} leaves no room between <s> and </s> </s>")
   if tags is not None and [len(t) for t in tags] != [len(s) for s in tokens]:
     raise ValueError("tokens and tags differ in shape: check each row with check_row first")
   pieces = _pieces([w for sentence in tokens for w in sentence], tokenizer, room)
@@ -60,9 +68,10 @@ def encode(tokens: list[list[str]], tags: list[list[int]] | None, tokenizer,
   shape = (len(segments), max_length)
   input_ids = np.full(shape, tokenizer.pad_token_id, np.int32)
   input_ids[:, 0] = tokenizer.cls_token_id
-  end = np.zeros(len(segments), np.int64)  # position of </s>
+  end = np.zeros(len(segments), np.int64)  # position of the first </s>
   np.maximum.at(end, seg, pos + count)
   input_ids[np.arange(len(segments)), end] = tokenizer.sep_token_id
+  input_ids[np.arange(len(segments)), end + 1] = tokenizer.sep_token_id
   flat = np.fromiter((i for p in pieces for i in p), np.int32, int(count.sum()))
   within = np.arange(len(flat)) - np.repeat(np.cumsum(count) - count, count)
   input_ids[np.repeat(seg, count), np.repeat(pos, count) + within] = flat
@@ -70,7 +79,7 @@ def encode(tokens: list[list[str]], tags: list[list[int]] | None, tokenizer,
   word_start[seg, pos] = 1
   segments = np.array(segments, np.int32).reshape(-1, 2)
   out = dict(input_ids=input_ids,
-             attention_mask=(np.arange(max_length) <= end[:, None]).astype(np.int32),
+             attention_mask=(np.arange(max_length) <= end[:, None] + 1).astype(np.int32),
              word_start=word_start, sentence_index=segments[:, 0], word_offset=segments[:, 1])
   if tags is not None:
     labels = np.full(shape, IGNORE, np.int32)

@@ -14,8 +14,10 @@ dist='cosine')``) is kept exactly, up to float32 rounding of the similarities. W
 errs, this module differs, as documented on each function:
 
 - ``bucc_eval`` maps mined sentences back to ids by text and drops every sentence that occurs
-  more than once in its file, so gold pairs with such a sentence can never be found. Here each
-  mined unique sentence maps back to every line (and so every id) that holds it.
+  more than once in its file (``read_sent2id``, ``utils_retrieve.py`` lines 266-280), so gold
+  pairs with such a sentence can never be found. Here each mined unique sentence maps back to
+  every line (and so every id) that holds it; ``mine(..., duplicates="drop")`` (config
+  ``data.bucc_duplicates``) reproduces upstream instead, to match published numbers exactly.
 - ``bucc_optimize`` raises IndexError when the best cut is the last candidate, and can cut
   between equal scores, which a threshold cannot do. Here cuts are only between distinct scores,
   so the reported F1 is the one ``apply_threshold`` reproduces.
@@ -27,6 +29,7 @@ errs, this module differs, as documented on each function:
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -34,8 +37,10 @@ from typing import NamedTuple
 import numpy as np
 from jax.sharding import Mesh
 
+from xtjax.data import utf8
 from xtjax.retrieval.search import knn
 
+DUPLICATES = ("expand", "drop")  # xtjax's fix, upstream's read_sent2id
 # XTREME's names for the official archives: "sample" (with gold) is dev, and "training" (with
 # gold) is test, because the official "test" gold was never released.
 BUCC_SPLITS = {"dev": "sample", "test": "training"}
@@ -102,35 +107,44 @@ def max_retrieval(margins: Margins, threshold: float = 0.0) -> list[tuple[float,
   return pairs
 
 
-def _unify(sentences: Sequence[str]) -> tuple[list[list[int]], list[int]]:
+def _unify(sentences: Sequence[str], duplicates: str) -> tuple[list[list[int]], list[int]]:
   """Lines of each distinct sentence (first-occurrence order) and the row embedding each one.
 
-  The row is the sentence's last line, as upstream's ``unique_embeddings``.
+  The row is the sentence's last line, as upstream's ``unique_embeddings``. With ``duplicates``
+  "drop" a sentence keeps its line only when no other line holds the same stripped text, as
+  upstream's ``read_sent2id``; its embedding still takes part in the search.
   """
   lines: dict[str, list[int]] = {}
   for i, sentence in enumerate(sentences):
     lines.setdefault(sentence, []).append(i)
   groups = list(lines.values())
-  return groups, [g[-1] for g in groups]
+  rows = [g[-1] for g in groups]
+  if duplicates == "drop":
+    stripped = Counter(s.strip() for s in sentences)
+    groups = [g if stripped[sentences[g[0]].strip()] == 1 else [] for g in groups]
+  return groups, rows
 
 
 def mine(src_sentences: Sequence[str], trg_sentences: Sequence[str], src_emb, trg_emb, *,
-         k: int = 4, threshold: float = 0.0, mesh: Mesh | None = None,
-         block_size: int = 4096) -> list[tuple[float, int, int]]:
+         k: int = 4, threshold: float = 0.0, duplicates: str = "expand",
+         mesh: Mesh | None = None, block_size: int = 4096) -> list[tuple[float, int, int]]:
   """Mined (score, src_line, trg_line) candidates, best first (upstream ``mode='mine'``).
 
   Embedding row i belongs to line i. Identical sentences are unified before the search, as
   upstream's ``--unify`` (which also changes the margins: a repeated sentence would otherwise
   fill its own neighbourhoods), then :func:`max_retrieval` pairs the distinct sentences with
-  ratio margins over ``k`` neighbours. Each mined pair is expanded to every (src_line,
-  trg_line) holding those two sentences, in line order; upstream instead drops sentences that
-  occur more than once when it maps candidates back to ids.
+  ratio margins over ``k`` neighbours. With ``duplicates`` "expand" each mined pair is expanded
+  to every (src_line, trg_line) holding those two sentences, in line order; "drop" is upstream's
+  ``bucc_eval``: a pair is kept only when each of its sentences, stripped, is on one line alone.
   """
+  if duplicates not in DUPLICATES:
+    raise ValueError(f"BUCC duplicates {duplicates!r}: use 'expand' (every line of a repeated "
+                     "sentence) or 'drop' (upstream: repeated sentences never mined)")
   if len(src_sentences) != len(src_emb) or len(trg_sentences) != len(trg_emb):
     raise ValueError(f"mine: {len(src_sentences)} source sentences for {len(src_emb)} "
                      f"embeddings, {len(trg_sentences)} target sentences for {len(trg_emb)}")
-  src_lines, src_rows = _unify(src_sentences)
-  trg_lines, trg_rows = _unify(trg_sentences)
+  src_lines, src_rows = _unify(src_sentences, duplicates)
+  trg_lines, trg_rows = _unify(trg_sentences, duplicates)
   margins = margin_scores(np.asarray(src_emb)[src_rows], np.asarray(trg_emb)[trg_rows], k,
                           mesh=mesh, block_size=block_size)
   return [(score, i, j) for score, s, t in max_retrieval(margins, threshold)
@@ -183,12 +197,11 @@ def apply_threshold(candidates: Iterable[tuple[float, str, str]],
 
 def _read_tsv(path: Path, what: str) -> list[tuple[str, str]]:
   rows = []
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, 1):
-      fields = line.rstrip("\r\n").split("\t", 1)
-      if len(fields) != 2:
-        raise ValueError(f"{path}:{number}: expected '{what}' separated by a tab")
-      rows.append((fields[0], fields[1]))
+  for number, line in enumerate(utf8.read_lines(path), 1):
+    fields = line.rstrip("\r\n").split("\t", 1)
+    if len(fields) != 2:
+      raise ValueError(f"{path}:{number}: expected '{what}' separated by a tab")
+    rows.append((fields[0], fields[1]))
   return rows
 
 
