@@ -12,7 +12,7 @@ import datasets
 from ml_collections import ConfigDict
 
 from xtjax.data import synthetic, tasks
-from xtjax.demo import write_model
+from xtjax.phases.demo_assets import write_model
 
 V = datasets.Value
 S = datasets.Sequence
@@ -130,8 +130,7 @@ def write_mirror(root, *, n_train=48, n_dev=12, n_test=6, seed=0) -> list[str]:
     for tb in treebanks:
       rows = []
       for i, r in enumerate(keep(_tagged(l, rng, n_test, len(UD27_UPOS)))):
-        r["tags"] = [t if UD27_UPOS[t] != "_" else 0 for t in r["tags"]]
-        n = len(r["tokens"])
+        n = len(r["tokens"])  # "_" tags are multi-word token lines, as in the hub's UD 2.7
         rows.append(dict(idx=f"{tb}-{i}", text=" ".join(r["tokens"]), tokens=r["tokens"],
                          lemmas=r["tokens"], upos=r["tags"],
                          **{k: ["_"] * n for k in ("xpos", "feats", "head", "deprel", "deps", "misc")}))

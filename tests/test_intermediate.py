@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from xtjax import train as train_lib
+from xtjax import kinds, runner
 from xtjax.config import base_config
-from xtjax.data import features as feats
-from xtjax.data import pipeline, tasks
+from xtjax.data import batches, pipeline, tasks
+from xtjax.predict import load_task_data
+from xtjax.run import Run
 
 
 def data_config(a, **kw):
@@ -42,14 +43,14 @@ def test_every_intermediate_task_loads(name, intermediate_assets):
   # Rows become model features of the task's kind (every training example covered).
   c = base_config()
   c.model.checkpoint = intermediate_assets["model"]
-  run = train_lib.Run(c)
+  run = Run(c)
   if task.kind == "question_answering":  # windows of 128 tokens leave no room for stride 128
     with pytest.raises(ValueError, match="data.doc_stride 128 leaves no room"):
-      train_lib.load_task_data(run, task, "train", None, data)
+      load_task_data(run, task, "train", None, data)
     data.doc_stride = 32
-  _, features, _ = train_lib.load_task_data(run, task, "train", None, data)
+  _, features, _ = load_task_data(run, task, "train", None, data)
   assert features["input_ids"].shape[-1] == data.max_length
-  assert feats.num_rows(features) >= (1 if name == "mlm" else len(rows))
+  assert batches.num_rows(features) >= (1 if name == "mlm" else len(rows))
 
 
 def test_translate_train_adds_the_translations_to_english(intermediate_assets):
@@ -73,15 +74,15 @@ def test_task_mixture_follows_the_weights_and_resumes():
   parts = [({"input_ids": np.full((40, 4), i, np.int32), "attention_mask": np.ones((40, 4), np.int32),
              "label": np.zeros(40, np.int32)}, ("input_ids", "attention_mask", "label"), None)
            for i in range(3)]
-  it = feats.train_batches(parts, 4, seed=0, weights=[6, 3, 1], num_batches=3000)
+  it = batches.train_batches(parts, 4, seed=0, weights=[6, 3, 1], num_batches=3000)
   drawn = [int(next(it)["task"]) for _ in range(3000)]
   np.testing.assert_allclose(np.bincount(drawn) / 3000, [0.6, 0.3, 0.1], atol=0.03)
-  it = feats.train_batches(parts, 4, seed=0, weights=[6, 3, 1], num_batches=3000)
+  it = batches.train_batches(parts, 4, seed=0, weights=[6, 3, 1], num_batches=3000)
   for _ in range(10):
     next(it)
   state = it.get_state()
   ahead = [next(it) for _ in range(5)]
-  again = feats.train_batches(parts, 4, seed=0, weights=[6, 3, 1], num_batches=3000)
+  again = batches.train_batches(parts, 4, seed=0, weights=[6, 3, 1], num_batches=3000)
   again.set_state(state)
   for a, b in zip(ahead, [next(again) for _ in range(5)]):
     assert int(a["task"]) == int(b["task"]) and (a["input_ids"] == b["input_ids"]).all()
@@ -109,7 +110,7 @@ def test_multitask_intermediate_feeds_two_targets(intermediate_assets, tmp_path)
                             dont_load=["heads/.*"], train=dict(steps=2, eval_every=2))
     c.phases[f"eval_{target}"] = dict(kind="eval", task=target, from_phase=target,
                                       languages=("en", "de", "zh"))
-  results = train_lib.run_all(c)
+  results = runner.run_all(c)
   inter = results["intermediate"]
   assert inter["tasks"] == ["squad", "hellaswag", "ccg", "mlm"]
   assert set(inter["dev"]) == {"squad", "hellaswag", "ccg"}  # MLM takes no part in selection
@@ -137,11 +138,11 @@ def test_all_nine_intermediate_tasks_train_together(intermediate_assets, tmp_pat
                dev_examples=8, mix_temperature=1e6)
   c.phases.multitask = dict(kind="train", tasks=tasks.INTERMEDIATE_TASKS, init_from="pretrained",
                             dont_load=["heads/.*"])
-  result = train_lib.run_all(c)["multitask"]
+  result = runner.run_all(c)["multitask"]
   assert set(result["dev"]) == set(tasks.INTERMEDIATE_TASKS)
-  run = train_lib.Run(c)
-  model, shardings = run.model({t: (tasks.get_task(t).kind, len(result["labels"][t]))
-                                for t in tasks.INTERMEDIATE_TASKS})
+  run = Run(c)
+  model, shardings = run.model_with({t: (kinds.get(tasks.get_task(t).kind).head,
+                                         len(result["labels"][t])) for t in tasks.INTERMEDIATE_TASKS})
   fresh = run.init_params(model, shardings, c.seed)
   trained, _ = run.trained_params("multitask", model, shardings)
   for t in tasks.INTERMEDIATE_TASKS:

@@ -12,7 +12,10 @@ import pytest
 from transformers import DataCollatorForLanguageModeling
 
 from xtjax.data import synthetic
-from xtjax.data.mlm import MaskTokens, load_text, mask_tokens, mlm_features, mlm_train_batches
+from xtjax import kinds
+from xtjax.data.batches import INPUTS, train_batches
+from xtjax.data.mlm import MaskTokens, mask_tokens, mlm_features
+from xtjax.data.pipeline import load_text
 from xtjax.models.loading import load_tokenizer
 
 _WORDS = ("the cat sat on mat a dog ran to red house Anna has five apples today der Hund "
@@ -123,6 +126,12 @@ def test_masking_is_seeded(tok):
   assert (a[1] != c[1]).any()
 
 
+def mlm_train_batches(features, global_batch_size, seed, *, tokenizer):
+  """Training batches of packed MLM rows as a train phase builds them (the kind's masking)."""
+  return train_batches([(features, INPUTS, kinds.get("masked_lm").augment(tokenizer))],
+                       global_batch_size, seed)
+
+
 def _take(iterator, n):
   return [next(iterator) for _ in range(n)]
 
@@ -185,7 +194,7 @@ def test_mask_tokens_transform_keeps_the_row(tok):
 def test_load_text_from_files(tmp_path, caplog):
   (tmp_path / "a.txt").write_text("first line\n\n  second line  \n", encoding="utf-8")
   (tmp_path / "b.txt").write_text("dritte Zeile\n   \nvierte\n", encoding="utf-8")
-  with caplog.at_level(logging.INFO, logger="xtjax.data.mlm"):
+  with caplog.at_level(logging.INFO, logger="xtjax.data.pipeline"):
     texts = load_text(str(tmp_path / "*.txt"))
   assert texts == ["first line", "second line", "dritte Zeile", "vierte"]
   assert "4 texts, 2 blank lines skipped" in caplog.text and "(2 files)" in caplog.text
@@ -201,7 +210,7 @@ def test_load_text_from_hub_mirror(tmp_path, caplog):
   ds = datasets.Dataset.from_dict({"id": [str(i) for i in range(len(lines))], "text": lines},
                                   features=features)
   synthetic.write_hub_config(tmp_path / "wikimedia" / "wikipedia", "20231101.de", {"train": ds})
-  with caplog.at_level(logging.INFO, logger="xtjax.data.mlm"):
+  with caplog.at_level(logging.INFO, logger="xtjax.data.pipeline"):
     texts = load_text("wikimedia/wikipedia:20231101.de", hub_mirror=str(tmp_path))
   assert texts == ["Ein Satz.", "Noch ein Satz.", "Der dritte."]
   assert "3 texts, 1 blank lines skipped" in caplog.text

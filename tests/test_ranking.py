@@ -8,16 +8,17 @@ import jax
 import numpy as np
 import pytest
 
-from xtjax import train as train_lib
 from xtjax.config import base_config
 from xtjax.data import synthetic
-from xtjax.models.heads import TaskModel
+from xtjax.models.heads import MaskedLMHead, TaskModel
 from xtjax.models.loading import save_hf
 from xtjax.models.xlmr import XLMRConfig
 from xtjax.optim import make_optimizer
 from xtjax.params import Model
-from xtjax.retrieval import dual_encoder, ranking
-from xtjax.steps import opt_shardings
+from xtjax.phases import dual_encoder, pretrained
+from xtjax.retrieval import ranking
+from xtjax.run import Run
+from xtjax.steps import make_train_step, opt_shardings
 
 
 def spans(text, sentences):
@@ -209,7 +210,7 @@ def write_tiny_model(texts, out_dir):
   cfg = XLMRConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                    intermediate_size=128, max_position_embeddings=66, hidden_dropout_prob=0.0,
                    attention_probs_dropout_prob=0.0, initializer_range=0.3)
-  model = Model.create(lambda rngs: TaskModel(cfg, {"mlm": ("masked_lm", 0)}, rngs=rngs))
+  model = Model.create(lambda rngs: TaskModel(cfg, {"mlm": (MaskedLMHead, 0)}, rngs=rngs))
   save_hf(out_dir, jax.jit(model.init)(jax.random.key(0)), cfg, {"mlm": "masked_lm"})
 
 
@@ -229,8 +230,8 @@ def run(tmp_path_factory, mewslix_dir):
   c.phases.pretrained = dict(kind="pretrained")
   c.phases.retrieval = dict(kind="dual_encoder", task="mewslix", init_from="pretrained",
                             optim=dict(lr=1e-3, grad_accum_steps=2), train=dict(batch_size=16))
-  r = train_lib.Run(c)
-  r.write_result("pretrained", train_lib.run_pretrained(r, "pretrained"))
+  r = Run(c)
+  r.write_result(pretrained.run_phase(r, r.phases["pretrained"]))
   return r
 
 
@@ -239,7 +240,7 @@ def test_train_step_lowers_the_in_batch_loss(run):
       run.tokenizer, ranking.mewslix_pairs(run.config.data.mewslix_dir, "train"), 64, 64, True)
   batch = {k: v[:8].astype(np.int32) for k, v in features.items()}
   batch["example_mask"] = np.ones(8, np.int32)
-  model, encoder_sh = run.model({})
+  model, encoder_sh = run.model()
   params, _ = run.trained_params("pretrained", model, encoder_sh)
   param_sh = {**encoder_sh, dual_encoder.SCALE: jax.sharding.NamedSharding(
       run.mesh, jax.sharding.PartitionSpec())}
@@ -250,7 +251,8 @@ def test_train_step_lowers_the_in_batch_loss(run):
   tx = make_optimizer(optim, 100, list(param_sh))
   opt_abstract = jax.eval_shape(tx.init, params)
   opt_sh = opt_shardings(opt_abstract, params, param_sh, run.mesh)
-  step = dual_encoder.make_train_step(model, tx, param_sh, opt_sh, run.batch_sh)
+  step = make_train_step(lambda p, b, r: dual_encoder.in_batch_loss(model, p, b, r), tx, param_sh,
+                         opt_sh, run.batch_sh)
   with jax.set_mesh(run.mesh):
     opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
     batch = jax.device_put(batch, run.batch_sh)
@@ -262,14 +264,14 @@ def test_train_step_lowers_the_in_batch_loss(run):
 
 
 def test_phase_trains_and_its_encoder_reads_back(run, tmp_path):
-  result = dual_encoder.run_phase(run, "retrieval", run.config.phases.retrieval)
-  run.write_result("retrieval", result)
+  result = dual_encoder.run_phase(run, run.phases["retrieval"])
+  run.write_result(result)
   assert [h["step"] for h in result["history"]] == [2, 4]
   assert result["in_batch"] == 8 and result["train_size"] == 48 and result["dev_size"] == 16
   assert result["settings"]["optim"]["lr"] == 1e-3  # the phase's override beats the default
   assert result["settings"]["optim"]["weight_decay"] == 0.0  # train_mewslix.sh's default
   assert 0 <= result["dev"]["accuracy"] <= 100 and result["dev"]["loss"] > 0
-  model, encoder_sh = run.model({})
+  model, encoder_sh = run.model()
   before, _ = run.trained_params("pretrained", model, encoder_sh)
   after, plan = run.trained_params("retrieval", model, encoder_sh)  # the scale is left out
   assert set(plan) == set(before) and any(not np.allclose(before[k], after[k]) for k in before)
@@ -279,3 +281,15 @@ def test_phase_trains_and_its_encoder_reads_back(run, tmp_path):
   assert out["lower_case"] is True and set(out["metrics"]["map@20"]) == {"de", "en", "ja"}
   written = json.loads((tmp_path / "predictions" / "mewslix" / "test-de.json").read_text())
   assert set(written) == {"de-0", "de-1"} and len(written["de-0"]) == 4
+
+
+def test_the_dual_encoder_stops_on_patience_like_every_phase(run):
+  """lr 0: dev accuracy never improves, so patience 2 stops after the third evaluation."""
+  c = run.config.copy_and_resolve_references()
+  c.phases.patient = dict(kind="dual_encoder", task="mewslix", init_from="pretrained",
+                          optim=dict(lr=0.0, grad_accum_steps=2),
+                          train=dict(batch_size=16, steps=10, eval_every=1, patience=2))
+  r = Run(c)
+  result = dual_encoder.run_phase(r, r.phases["patient"])
+  assert [h["step"] for h in result["history"]] == [1, 2, 3]
+  assert result["steps"] == 10 and result["steps_done"] == 3 and result["selected_step"] == 3

@@ -52,7 +52,7 @@ def md_rows(text: str) -> list[list[str]]:
 
 
 def test_collect_scores_qa_as_mean_of_em_and_f1(sweep):
-  scores, skipped = report.collect(sweep)
+  scores, skipped, _ = report.collect(sweep)
   assert scores == SCORES
   assert skipped == []
 
@@ -125,7 +125,7 @@ def test_missing_results_are_reported_not_zero(sweep, tmp_path):
   (sweep / "none" / "eval_pawsx").mkdir()
   (sweep / "none" / "eval_pawsx" / "result.json").write_text('{"task": "pawsx", "metr')
 
-  scores, skipped = report.collect(sweep)
+  scores, skipped, _ = report.collect(sweep)
   assert "tatoeba" not in scores["squad"] and "hellaswag" not in scores
   assert skipped[0] == "hellaswag: no eval_<task> folder yet (unfinished)"
   assert skipped[1] == "mnli/eval_mnli_dev: mnli is not an XTREME task, so it has no score"

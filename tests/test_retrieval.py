@@ -5,14 +5,17 @@ configs/demo.py --tasks tatoeba,bucc2018`` on the demo run's checkpoints with a 
 import json
 import types
 
+import datasets
 import numpy as np
 import pytest
 
 import configs.demo as demo_config
-from xtjax import cli, scoring
-from xtjax import train as train_lib
+from xtjax import cli, runner, scoring
 from xtjax.data import synthetic
+from xtjax.data.tasks import TATOEBA_CODES, retrieval_languages
+from xtjax.phase_config import DualEncoderPhase, PretrainedPhase, TrainPhase
 from xtjax.retrieval import evaluate as retrieval
+from xtjax.retrieval import mining
 
 
 class PerfectEncoder:
@@ -32,7 +35,7 @@ class PerfectEncoder:
 def retrieval_data(tmp_path_factory):
   root = tmp_path_factory.mktemp("retrieval")
   synthetic.write_retrieval_data(root / "hub", root / "bucc", languages=("en", "de", "zh"),
-                                 tatoeba_codes=retrieval.TATOEBA_CODES, n_pairs=60,
+                                 tatoeba_codes=TATOEBA_CODES, n_pairs=60,
                                  n_distractors=80)
   return root
 
@@ -42,7 +45,7 @@ def data(root):
 
 
 def test_tatoeba_sorted_english_side_and_gold_indices(retrieval_data):
-  import datasets
+
   ds = datasets.load_dataset(str(retrieval_data / "hub" / "google" / "xtreme"), "tatoeba.deu",
                              split="validation")
   meaning = dict(zip(ds["source_sentence"], ds["target_sentence"]))
@@ -57,7 +60,6 @@ def test_tatoeba_sorted_english_side_and_gold_indices(retrieval_data):
 
 
 def test_bucc_threshold_from_dev_finds_the_planted_pairs(retrieval_data):
-  from xtjax.retrieval import mining
   meaning = {}
   for split in ("dev", "test"):
     b = mining.read_bucc(retrieval_data / "bucc", "de", split)
@@ -74,10 +76,10 @@ def test_unknown_names_are_clear_errors():
   with pytest.raises(ValueError, match="unknown Tatoeba language 'xx'"):
     retrieval.tatoeba_source("xx")
   with pytest.raises(ValueError, match="unknown retrieval task 'bucc'"):
-    retrieval.task_languages("bucc")
+    retrieval_languages("bucc")
   # XTREME-R's added Tatoeba languages come from the LASER files on mteb's hub copy.
   assert retrieval.tatoeba_source("az")[0].repo == "mteb/tatoeba-bitext-mining"
-  assert retrieval.task_languages("tatoeba") == (scoring.TASK_LANGUAGES["xtreme"]["tatoeba"]
+  assert retrieval_languages("tatoeba") == (scoring.TASK_LANGUAGES["xtreme"]["tatoeba"]
                                                  + ["az", "lt", "pl", "uk", "ro"])
 
 
@@ -89,7 +91,7 @@ def test_eval_retrieval_on_the_demo_run(tmp_path, capsys):
   c.retrieval_languages = dict(tatoeba=("de", "zh"), bucc2018=("de", "zh"))
   c.phases.zero_shot.languages = ("en", "de")
   c.train.update(batch_size=16, eval_batch_size=16, steps=4, eval_every=4, log_every=2)
-  train_lib.run_all(c)
+  runner.run_all(c)
   capsys.readouterr()
   flags = [f"--config.run_dir={tmp_path}", "--config.demo.languages=('en','de','zh')",
            "--config.retrieval_languages.tatoeba=('de','zh')",
@@ -111,13 +113,13 @@ def test_eval_retrieval_on_the_demo_run(tmp_path, capsys):
 
 
 def test_default_phase_for_each_retrieval_task():
-  from ml_collections import ConfigDict
-  phases = dict(pretrained=dict(kind="pretrained"), intermediate=dict(kind="train", task="mnli"),
-                dual=dict(kind="dual_encoder", task="mewslix"))
-  run = types.SimpleNamespace(dir="run", config=ConfigDict(dict(phases=phases)))
+  phases = dict(pretrained=PretrainedPhase(name="pretrained"),
+                intermediate=TrainPhase(name="intermediate", task="mnli", init_from="pretrained"),
+                dual=DualEncoderPhase(name="dual", task="mewslix", init_from="pretrained"))
+  run = types.SimpleNamespace(dir="run", phases=phases)
   assert retrieval.default_phase(run, "tatoeba") == "intermediate"
   assert retrieval.default_phase(run, "mewslix") == "dual"
   with pytest.raises(ValueError, match="lareqa needs a dual_encoder phase"):
     retrieval.default_phase(run, "lareqa")
-  del run.config.phases["intermediate"]
+  del run.phases["intermediate"]
   assert retrieval.default_phase(run, "bucc2018") == "pretrained"

@@ -2,15 +2,20 @@
 phase bridging (dont_load, head_map), skip-if-finished, resume after interruption, clear errors."""
 
 import json
+import shutil
 
 import jax
 import numpy as np
 import pytest
 
 import configs.demo as demo_config
-from xtjax import cli
-from xtjax import train as train_lib
+from xtjax import cli, fit, runner
 from xtjax.checkpoint import PhaseCheckpoints
+from xtjax.data.tasks import XNLI_LANGS, get_task
+from xtjax.models.heads import ClassificationHead
+from xtjax.phases.demo_assets import prepare
+from xtjax.predict import load_task_data
+from xtjax.run import Run
 
 
 def tiny_config(run_dir, **train):
@@ -27,12 +32,12 @@ def tiny_config(run_dir, **train):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
   config = tiny_config(tmp_path_factory.mktemp("run"))
-  results = train_lib.run_all(config)
+  results = runner.run_all(config)
   return config, results
 
 
 def selected_params(config, phase):
-  run = train_lib.Run(config)
+  run = Run(config)
   ckpt = PhaseCheckpoints(run.dir / phase / "checkpoints")
   step = run.result(phase)["selected_step"]
   shapes = ckpt.param_shapes(step)
@@ -46,12 +51,12 @@ def test_every_phase_finishes_and_writes_its_outputs(finished_run):
   zero_shot = results["zero_shot"]
   assert set(zero_shot["metrics"]["accuracy"]) == {"en", "de"}
   assert zero_shot["examples"] == {"en": 24, "de": 24}
-  out = train_lib.Run(config).dir / "zero_shot"
+  out = Run(config).dir / "zero_shot"
   assert json.loads((out / "results.json").read_text())[0]["metrics"] == zero_shot["metrics"]
   assert "| xnli | accuracy |" in (out / "results.md").read_text()
   preds = (out / "predictions" / "xnli" / "test-de.tsv").read_text().split()
   assert len(preds) == 24 and set(preds) <= {"entailment", "neutral", "contradiction"}
-  assert list((train_lib.Run(config).dir / "target" / "tensorboard").glob("events.out.tfevents*"))
+  assert list((Run(config).dir / "target" / "tensorboard").glob("events.out.tfevents*"))
   target = results["target"]
   assert target["selected_step"] in (3, 6)
   assert [h["step"] for h in target["history"]] == [3, 6]
@@ -59,9 +64,9 @@ def test_every_phase_finishes_and_writes_its_outputs(finished_run):
 
 def test_target_starts_from_intermediate_encoder_and_fresh_dont_load_heads(finished_run):
   config, _ = finished_run
-  run = train_lib.Run(config)
+  run = Run(config)
   inter = selected_params(config, "intermediate")
-  model, shardings = run.model({"xnli": ("classification", 3)})
+  model, shardings = run.model([get_task("xnli")])
   params, plan = run.trained_params("intermediate", model, shardings,
                                     dont_load=["heads/xnli/.*"], fresh_seed=7)
   fresh = run.init_params(model, shardings, 7)
@@ -81,33 +86,33 @@ def test_target_starts_from_intermediate_encoder_and_fresh_dont_load_heads(finis
 
 def test_mismatches_are_errors_naming_the_parameters(finished_run):
   config, _ = finished_run
-  run = train_lib.Run(config)
-  model, shardings = run.model({"xnli": ("classification", 3)})
+  run = Run(config)
+  model, shardings = run.model([get_task("xnli")])
   with pytest.raises(ValueError, match=r"missing from the checkpoint: \['heads/xnli/dense/bias'"):
     run.trained_params("intermediate", model, shardings)
-  model5, shardings5 = run.model({"mnli": ("classification", 5)})
+  model5, shardings5 = run.model_with({"mnli": (ClassificationHead, 5)})
   with pytest.raises(ValueError, match=r"heads/mnli/out_proj/bias: checkpoint \(3,\) vs model \(5,\)"):
     run.trained_params("intermediate", model5, shardings5)
 
 
 def test_rerunning_a_finished_run_does_nothing(finished_run, monkeypatch):
   config, results = finished_run
-  for fn in ("run_train", "run_pretrained", "run_eval"):
-    monkeypatch.setattr(train_lib, fn, lambda *a, **k: pytest.fail("a finished phase re-ran"))
-  assert train_lib.run_all(config) == json.loads(json.dumps(results))
+  for kind in runner.PHASES:
+    monkeypatch.setitem(runner.PHASES, kind, lambda *a, **k: pytest.fail("a finished phase re-ran"))
+  assert {k: v.to_json() for k, v in runner.run_all(config).items()} == json.loads(json.dumps(
+      {k: v.to_json() for k, v in results.items()}))
 
 
 def test_interrupted_phase_resumes_to_the_same_result(finished_run, tmp_path, monkeypatch):
   config, results = finished_run
   config = config.copy_and_resolve_references()
   config.run_dir = str(tmp_path)
-  src = train_lib.Run(finished_run[0]).dir
-  import shutil
+  src = Run(finished_run[0]).dir
   for phase in ("demo_assets", "pretrained", "intermediate"):
     shutil.copytree(src / phase, tmp_path / phase)
   shutil.copytree(src / "assets", tmp_path / "assets")
 
-  real_flush, calls = train_lib.flush_metrics, []
+  real_flush, calls = fit.flush_metrics, []
 
   def crash_after_first_eval(pending, step, phase):
     calls.append(step)
@@ -115,12 +120,12 @@ def test_interrupted_phase_resumes_to_the_same_result(finished_run, tmp_path, mo
       raise KeyboardInterrupt
     return real_flush(pending, step, phase)
 
-  monkeypatch.setattr(train_lib, "flush_metrics", crash_after_first_eval)
+  monkeypatch.setattr(fit, "flush_metrics", crash_after_first_eval)
   with pytest.raises(KeyboardInterrupt):
-    train_lib.run_all(config, only=["target"])
-  assert train_lib.Run(config).result("target") is None
-  monkeypatch.setattr(train_lib, "flush_metrics", real_flush)
-  resumed = train_lib.run_all(config, only=["target"])["target"]
+    runner.run_all(config, only=["target"])
+  assert Run(config).result("target") is None
+  monkeypatch.setattr(fit, "flush_metrics", real_flush)
+  resumed = runner.run_all(config, only=["target"])["target"]
   assert resumed["history"] == results["target"]["history"]  # identical dev accuracy per step
   ours, theirs = selected_params(config, "target"), selected_params(finished_run[0], "target")
   for k in theirs:
@@ -130,7 +135,7 @@ def test_interrupted_phase_resumes_to_the_same_result(finished_run, tmp_path, mo
 def test_nan_loss_stops_with_a_clear_error(finished_run, tmp_path):
   config, _ = finished_run
   with pytest.raises(FloatingPointError, match="phase target: loss is nan by step 2"):
-    train_lib.flush_metrics([{"loss": np.float32("nan"), "count": 1, "correct": 0,
+    fit.flush_metrics([{"loss": np.float32("nan"), "count": 1, "correct": 0,
                               "grad_norm": 1.0}] * 2, 2, "target")
 
 
@@ -145,17 +150,13 @@ def test_cli_errors_are_one_clear_line(capsys, tmp_path):
 def test_missing_data_is_a_clear_error(finished_run, tmp_path):
   config = tiny_config(tmp_path)
   config.data.hub_mirror = str(tmp_path / "nowhere")
-  run = train_lib.Run(config)
-  from xtjax.data.tasks import get_task
+  run = Run(config)
   with pytest.raises(FileNotFoundError, match="nyu-mll/glue.*does not exist under data.hub_mirror"):
-    train_lib.load_task_data(run, get_task("mnli"), "train", None, train_lib.phase_settings(
-        run, config.phases.intermediate)[2])
+    load_task_data(run, get_task("mnli"), "train", None, run.phases["intermediate"].data)
 
 
 def test_mnli_xnli_config_through_the_cli(tmp_path, capsys):
   """configs/phang2020/mnli_xnli.py as a user runs it, on hub-layout fixtures of all 15 languages."""
-  from xtjax.data.tasks import XNLI_LANGS
-  from xtjax.demo import prepare
   spec = demo_config.get_config().demo
   spec.update(languages=XNLI_LANGS, n_train=64, n_dev=16, n_test=8, seed=1, vocab_size=500,
               hidden_size=32, num_layers=1, num_heads=2, max_positions=64)
@@ -175,13 +176,17 @@ def test_mnli_xnli_config_through_the_cli(tmp_path, capsys):
   assert list(result["metrics"]["accuracy"]) == list(XNLI_LANGS)
   assert all(n == 8 for n in result["examples"].values())
   target = json.loads((tmp_path / "run" / "target" / "result.json").read_text())
-  # The XNLI head started as the intermediate MNLI head (head_map), the encoder likewise.
-  assert target["loaded_from"]["heads/xnli/out_proj/kernel"] == "heads/mnli/out_proj/kernel"
+  # jiant's protocol: the encoder comes from the intermediate phase, the XNLI head is fresh (jiant
+  # names it apart from the MNLI head), and the model is selected on MNLI's dev set.
+  assert target["loaded_from"]["heads/xnli/out_proj/kernel"] is None
   assert target["loaded_from"]["encoder/layers/0/output/kernel"] == "encoder/layers/0/output/kernel"
+  assert target["dev_tasks"] == {"xnli": "mnli"}
+  inter = json.loads((tmp_path / "run" / "intermediate" / "result.json").read_text())
+  assert inter["selected_step"] == inter["steps_done"]  # the Simple API keeps the last step
 
 
 def test_early_stopping_counts_evaluations_since_the_best():
   h = lambda *scores: [{"dev_score": s} for s in scores]
-  assert train_lib.stale_evals(h(1.0)) == 0
-  assert train_lib.stale_evals(h(1.0, 3.0, 2.0, 2.5)) == 2
-  assert train_lib.stale_evals(h(3.0, 3.0, 3.0)) == 2  # a tie is no improvement, as jiant
+  assert fit.stale_evals(h(1.0)) == 0
+  assert fit.stale_evals(h(1.0, 3.0, 2.0, 2.5)) == 2
+  assert fit.stale_evals(h(3.0, 3.0, 3.0)) == 2  # a tie is no improvement, as jiant

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
+from xtjax import kinds
 from xtjax import sharding as shd
-from xtjax.models.heads import TaskModel
+from xtjax.models.heads import ClassificationHead, TaskModel
 from xtjax.models.xlmr import XLMRConfig
 from xtjax.optim import make_optimizer
 from xtjax.params import Model
@@ -23,7 +24,7 @@ OPTIM = ml_collections.ConfigDict(dict(lr=1e-3, warmup=0, weight_decay=0.01, b1=
 def setup(preset, devices):
   mesh = shd.make_mesh(shd.PRESETS[preset]["mesh"], devices)
   rules = shd.PRESETS[preset]["rules"]
-  model = Model.create(lambda rngs: TaskModel(CFG, {"nli": ("classification", 3)}, rngs=rngs))
+  model = Model.create(lambda rngs: TaskModel(CFG, {"nli": (ClassificationHead, 3)}, rngs=rngs))
   param_sh = shd.param_shardings(model.shapes(), model.logical_axes(), mesh, rules)
   with jax.set_mesh(mesh):
     params = jax.jit(model.init, out_shardings=param_sh)(jax.random.key(0))
@@ -89,7 +90,8 @@ def one_step(preset, devices):
   ids[::2, 10:], mask[::2, 10:] = 1, 0
   batch = {"input_ids": ids, "attention_mask": mask, "label": rng.integers(0, 3, 8).astype(np.int32),
            "example_mask": np.ones(8, np.int32)}
-  step = make_train_step(model, tx, "nli", "classification", param_sh, opt_sh, batch_sh)
+  loss = lambda p, b, r: kinds.get("classification").loss(model.bind(p)(b, task="nli", rng=r), b)
+  step = make_train_step(loss, tx, param_sh, opt_sh, batch_sh)
   with jax.set_mesh(mesh):
     opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
     batch = shd.global_batch(batch, batch_sh)

@@ -9,7 +9,10 @@ import pytest
 
 import configs.sweeps.phang2020 as phang2020
 from xtjax import sweep as sweep_lib
-from xtjax import train as train_lib
+from xtjax import runner
+from xtjax.phase_config import PHASE_TYPES, parse_phases
+from xtjax.phases import demo_assets
+from xtjax.run import Run
 from xtjax.data.tasks import INTERMEDIATE_TASKS
 from xtjax.scoring import TASK_LANGUAGES
 
@@ -103,11 +106,11 @@ def test_missing_config_file_and_sweep_dir(tmp_path, capsys):
 def test_every_group_is_a_valid_run_from_its_intermediate_model(grid):
   _, configs = grid
   for config in configs:
-    order = train_lib.phase_order(config)
-    phases = config.phases
+    phases = parse_phases(config)
+    order = list(phases)
     start = "intermediate" if "intermediate" in phases else "pretrained"
     assert order[0] == "pretrained"
-    assert {p.kind for p in phases.values()} <= {*train_lib.PHASE_KINDS, "retrieval"}
+    assert {p.kind for p in phases.values()} <= set(PHASE_TYPES)
     trains = [n for n in order if phases[n].kind == "train" and n != "intermediate"]
     assert trains == ["xnli", "pawsx", "udpos", "panx", "squad", "tydiqa"]
     for name in trains:
@@ -130,11 +133,11 @@ def test_every_group_is_a_valid_run_from_its_intermediate_model(grid):
     assert config.optim.lr == 1e-5
     for name in ("squad", "tydiqa"):
       assert phases[name].train.batch_size == 16 and phases[name].data.max_length == 384
-    assert phases.eval_xquad.data.max_length == 384
+    assert phases["eval_xquad"].data.max_length == 384
     epochs = {n: phases[n].train.epochs for n in trains}
     assert epochs == dict(xnli=2, pawsx=5, udpos=10, panx=10, squad=2, tydiqa=2)
     if start == "intermediate":
-      assert phases.intermediate.init_from == "pretrained" and phases.intermediate.train.epochs == 3
+      assert phases["intermediate"].init_from == "pretrained" and phases["intermediate"].train.epochs == 3
 
 
 # --- a real sweep at demo scale -------------------------------------------------------------
@@ -159,7 +162,7 @@ def test_a_failing_setting_does_not_stop_the_others(tmp_path, monkeypatch, capsy
     if ran[-1] == "mnli":
       raise FileNotFoundError("no data")
 
-  monkeypatch.setattr(train_lib, "run_all", run_all)
+  monkeypatch.setattr(sweep_lib, "run_all", run_all)
   assert sweep_lib.main_sweep(["--config", DEMO, f"--config.sweep_dir={tmp_path}"]) == 1
   assert ran == [".setup", "none", "mnli", "mnli_half"]
   err = capsys.readouterr().err
@@ -167,10 +170,8 @@ def test_a_failing_setting_does_not_stop_the_others(tmp_path, monkeypatch, capsy
 
 
 def _no_training(monkeypatch):
-  import xtjax.demo
-  for fn in ("run_train", "run_pretrained", "run_eval"):
-    monkeypatch.setattr(train_lib, fn, lambda *a, **k: pytest.fail("a finished phase re-ran"))
-  monkeypatch.setattr(xtjax.demo, "prepare", lambda *a, **k: pytest.fail("assets regenerated"))
+  for kind in runner.PHASES:
+    monkeypatch.setitem(runner.PHASES, kind, lambda *a, **k: pytest.fail("a finished phase re-ran"))
 
 
 @pytest.fixture(scope="module")
@@ -180,8 +181,7 @@ def demo_sweep(tmp_path_factory):
   assert sweep_lib.main_sweep([*argv, "--shard", "0/2"]) == 0
   first = sorted(p.name for p in root.iterdir())
   with pytest.MonkeyPatch.context() as mp:  # the assets are generated once, by the first shard
-    import xtjax.demo
-    mp.setattr(xtjax.demo, "prepare", lambda *a, **k: pytest.fail("assets regenerated"))
+    mp.setattr(demo_assets, "prepare", lambda *a, **k: pytest.fail("assets regenerated"))
     assert sweep_lib.main_sweep([*argv, "--shard", "1/2"]) == 0
   return root, argv, first
 
@@ -190,7 +190,7 @@ def test_shards_of_a_demo_sweep_train_their_settings(demo_sweep):
   root, _, first = demo_sweep
   assert first == [".setup", "mnli_half", "none"]
   for name, steps in (("none", None), ("mnli", 12), ("mnli_half", 6)):
-    run = train_lib.Run.from_dir(str(root / name))
+    run = Run.from_dir(str(root / name))
     config = json.loads((root / name / "config.json").read_text())
     assert config["model"]["checkpoint"] == f"{root}/.setup/assets/model"
     target = run.result("xnli")

@@ -7,6 +7,8 @@ import json
 import pytest
 
 from xtjax import cli, scoring
+from xtjax.phases.evaluate import evaluate_task
+from xtjax.run import Run
 
 QA_PHASES = ("squad", "tydiqa")
 
@@ -120,16 +122,12 @@ def test_eval_checkpoint_errors_are_one_line(xtreme_run, capsys):
 
 
 def test_predictions_do_not_depend_on_the_eval_batch_size(xtreme_run):
-  from xtjax.evaluate import evaluate_task
-  from xtjax.train import Run
   run = Run.from_dir(str(xtreme_run))
   cases = (("panx", "panx", "de"), ("xquad", "squad", "zh"), ("xnli", "xnli", "fr"))
   results = {}
   for batch in (8, 24):
-    train = run.config.train.copy_and_resolve_references()
-    train.eval_batch_size = batch
     results[batch] = [evaluate_task(run, t, phase, [lang], out_dir=xtreme_run / f"b{batch}",
-                                    train=train)["metrics"] for t, phase, lang in cases]
+                                    batch_size=batch)["metrics"] for t, phase, lang in cases]
   assert results[8] == results[24]
   for task, _, lang in cases:
     assert (scoring.read_predictions(task, lang, xtreme_run / "b8" / "predictions")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
-from xtjax import scoring
-from xtjax.data import features as feats
-from xtjax.data import pipeline, tasks
+from xtjax import kinds, scoring
+from xtjax.data import batches, pipeline, tasks
+from xtjax.data import rows as rows_lib
 from xtjax.models.loading import load_tokenizer
 
 
@@ -36,20 +36,25 @@ def test_every_split_and_language_loads(name, xtreme_assets):
   for split in ("train", "dev"):
     rows, report = pipeline.load_rows(task, split, None, data)
     assert report["kept"] == len(rows) > 0
+  for lang in task.split_languages("dev"):  # the paper's grid evaluates on these
+    rows, report = pipeline.load_rows(task, "dev", lang, data)
+    assert report["kept"] == len(rows) > 0, (name, lang)
   for lang in task.languages:
     rows, report = pipeline.load_rows(task, "test", lang, data)
     assert report == {"rows": len(rows), "kept": len(rows), "malformed": {}}, (name, lang)
     assert len(rows) in (6, 12, 6 * len(tasks.UD27_TREEBANKS.get(lang, ()))), (name, lang)
     row = rows[0]
     if task.kind == "classification":
-      assert set(row) == {"text_a", "text_b", "label"} and 0 <= row["label"] < task.num_labels
+      assert set(row) == {"text_a", "text_b", "label", "label_text"}
+      assert row["label_text"] == task.labels[row["label"]]
     elif task.kind == "token_classification":
       assert len(row["tokens"]) == len(row["tags"]) and max(row["tags"]) < task.num_labels
     elif task.kind == "question_answering":
       a = row["answers"]
       assert row["context"][a["answer_start"][0]:][:len(a["text"][0])] == a["text"][0]
     else:
-      assert len(row["choices"]) == task.num_labels and row["question"].endswith("?")
+      assert len(row["choices"]) == task.num_labels
+      assert row["question"] in ("cause", "effect") or row["question"].endswith("?")
 
 
 def test_upstream_oddities(xtreme_assets):
@@ -75,11 +80,22 @@ def test_upstream_oddities(xtreme_assets):
                              split="test")
   rows, _ = pipeline.load_rows(tasks.get_task("udpos"), "test", "pl", data)
   assert len(rows) == 18
+  # Multi-word token lines (upos "_") are left out of the sentence, as XTREME reads words only.
   upos = [[hub_fixtures.UD27_UPOS[t] for t in s] for s in ud["upos"]]
-  assert [[tasks.UPOS_TAGS[t] for t in s] for s in rows["tags"][6:12]] == upos
-  # COPA's question column becomes jiant's wording; SocialIQA's labels count from 1.
+  assert any("_" in s for s in upos)
+  words = [[w for w, t in zip(ws, s) if t != "_"] for ws, s in zip(ud["tokens"], upos)]
+  assert [[tasks.UPOS_TAGS[t] for t in s] for s in rows["tags"][6:12]] == [
+      [t for t in s if t != "_"] for s in upos]
+  assert rows["tokens"][6:12] == words
+  # COPA's question ("cause"/"effect") reads as jiant's wording by default, as XTREME's prompt
+  # with data.mc_prompt; SocialIQA's labels count from 1.
   rows, _ = pipeline.load_rows(tasks.get_task("xcopa"), "test", "qu", data)
-  assert set(rows["question"]) <= {"What was the cause of this?", "What happened as a result?"}
+  assert set(rows["question"]) <= {"cause", "effect"}
+  prompt = lambda p: ConfigDict(dict(mc_prompt=p))
+  assert kinds.mc_first_segment("It rained.", "effect", prompt("{premise} {question}")) == (
+      "It rained. What happened as a result?")
+  assert kinds.mc_first_segment("It rained.", "cause", prompt(
+      "{premise} What was the {connective}?")) == "It rained. What was the cause?"
   siqa = datasets.load_dataset(f"{hub}/allenai/social_i_qa", split="validation")
   rows, _ = pipeline.load_rows(tasks.get_task("siqa"), "dev", None, data)
   assert list(rows["label"]) == [int(l) - 1 for l in siqa["label"]]
@@ -91,6 +107,39 @@ def test_malformed_rows_are_reported_or_fatal(xtreme_assets):
   assert report == {"rows": 48, "kept": 47, "malformed": {"answer_start out of range": 1}}
   with pytest.raises(ValueError, match=r"SQuAD, split train\): 1 malformed rows .*data.strict"):
     pipeline.load_rows(tasks.get_task("squad"), "train", None, data_config(hub, strict=True))
+
+
+def test_malformed_test_rows_are_kept_and_scored_as_the_official_scorer():
+  """Evaluation keeps every row (counted when malformed): the gold line holds the upstream
+  label, which no prediction matches, so the row counts as wrong, as in evaluate.py."""
+  import datasets
+  task = tasks.get_task("pawsx")
+  ds = datasets.Dataset.from_dict({"sentence1": ["a", "b", "", "d"], "sentence2": ["w", "x", "y", "z"],
+                                   "label": ["0", "2", "1", "1"]})
+  source = task.source("test", "en")
+  kind = kinds.get(task.kind)
+  rows, report = rows_lib.normalize(ds, source, task, kind, training=False)
+  assert len(rows) == 4 and report["kept"] == 4
+  assert report["malformed"] == {"label '2' not in ['0', '1']": 1, "missing text": 1}
+  gold = kind.gold(task, rows[:])
+  assert gold == ["0", "2", "1", "1"]
+  assert kind.score(task, ["0", "1", "1", "0"], gold, "en") == {"accuracy": 50.0}
+  train, report = rows_lib.normalize(ds, source, task, kind, training=True)
+  assert len(train) == 2 and report["kept"] == 2
+  # A QA test row whose answer_start is off (the hub's stripping) is a fine test row: only
+  # training reads answer positions.
+  squad = tasks.get_task("squad")
+  qa_rows = datasets.Dataset.from_dict({"id": ["q1"], "question": ["Who?"], "context": ["Ann came."],
+                                        "answers": [{"text": ["Ann"], "answer_start": [3]}]})
+  _, report = rows_lib.normalize(qa_rows, squad.source("test", "en"), squad,
+                                 kinds.get("question_answering"), training=False)
+  assert report == {"rows": 1, "kept": 1, "malformed": {}}
+  with pytest.raises(ValueError, match="every row is malformed"):
+    rows_lib.normalize(ds.select([1]), source, task, kind, training=False)
+  unanswered = qa_rows.map(lambda r: {"answers": {"text": [], "answer_start": []}})
+  with pytest.raises(ValueError, match="SQuAD, split validation.*question 'q1' has no answer"):
+    rows_lib.normalize(unanswered, squad.source("test", "en"), squad,
+                       kinds.get("question_answering"), training=False)
 
 
 def test_unknown_names_are_clear_errors(xtreme_assets):
@@ -108,16 +157,18 @@ def test_eval_batches_bucket_lengths_and_cover_every_row_once(xtreme_assets):
   task = tasks.get_task("panx")
   rows, _ = pipeline.load_rows(task, "test", "de", data_config(hub))
   tok = load_tokenizer(model)
-  features = feats.encode(rows, task.kind, tok, 128, training=False)
+  data = data_config(hub)
+  data.max_length = 128
+  features = kinds.get(task.kind).encode(rows[:], tok, data, training=False, pair=False)
   buckets = (16, 32, 64)
   lengths = features["attention_mask"].sum(-1)
   seen = []
-  for batch, idx in feats.eval_batches(features, ("input_ids", "attention_mask", "labels"), 4, buckets):
+  for batch, idx in batches.eval_batches(features, ("input_ids", "attention_mask", "labels"), 4, buckets):
     length = batch["input_ids"].shape[1]
     assert length in (16, 32, 64, 128) and (lengths[idx] <= length).all()
     assert batch["example_mask"].sum() == len(idx) and batch["input_ids"].shape[0] == 4
     np.testing.assert_array_equal(batch["labels"][:len(idx)], features["labels"][idx][:, :length])
     seen += list(idx)
-  assert sorted(seen) == list(range(feats.num_rows(features)))
-  assert feats.count_buckets(features, buckets) == len({int(np.searchsorted([16, 32, 64, 128], l))
+  assert sorted(seen) == list(range(batches.num_rows(features)))
+  assert batches.count_buckets(features, buckets) == len({int(np.searchsorted([16, 32, 64, 128], l))
                                                        for l in lengths})

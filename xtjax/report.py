@@ -69,16 +69,17 @@ class Table:
     return [f"{r.intermediate}/{t}" for r in self.rows for t in self.tasks if r.scores[t] is None]
 
 
-def collect(sweep_dir: str | Path) -> tuple[dict[str, dict[str, float]], list[str]]:
-  """``(scores, skipped)``: ``scores[intermediate][task]`` is each finished evaluation's score;
-  ``skipped`` says, one line each, which evaluations (or run directories without any) are left out
-  and why, as unfinished ones are: never counted as 0."""
+def collect(sweep_dir: str | Path) -> tuple[dict[str, dict[str, float]], list[str], list[str]]:
+  """``(scores, skipped, splits)``: ``scores[intermediate][task]`` is each finished evaluation's
+  score; ``skipped`` says, one line each, which evaluations (or run directories without any) are
+  left out and why, as unfinished ones are: never counted as 0; ``splits`` are the splits the
+  scores are on."""
   root = Path(sweep_dir)
   if not root.is_dir():
     raise FileNotFoundError(f"sweep directory {root} does not exist; pass the folder that holds "
                             "<intermediate>/eval_<task>/result.json")
   scores: dict[str, dict[str, float]] = {}
-  skipped = []
+  skipped, splits = [], set()
   for run in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
     evals = sorted(p for p in run.glob("eval_*") if p.is_dir())
     if not evals:
@@ -99,6 +100,7 @@ def collect(sweep_dir: str | Path) -> tuple[dict[str, dict[str, float]], list[st
         continue
       if task in scores.get(run.name, {}):
         raise ValueError(f"{path} is a second {task} result in {run.name}; keep one eval_{task}")
+      splits.add(result.get("split", "test"))
       try:
         scores.setdefault(run.name, {})[task] = scoring.avg_metric(task, result)
       except (KeyError, ValueError) as e:
@@ -109,7 +111,7 @@ def collect(sweep_dir: str | Path) -> tuple[dict[str, dict[str, float]], list[st
     raise FileNotFoundError(f"no eval_<task>/result.json in {root}: expected one run directory per "
                             f"intermediate setting holding the zero-shot evaluations, e.g. "
                             f"{root / 'none' / 'eval_xnli' / 'result.json'}{why}")
-  return scores, skipped
+  return scores, skipped, sorted(splits)
 
 
 def _delta(score: float | None, base: float | None) -> float | None:
@@ -153,7 +155,8 @@ def _signed(value: float) -> str:
   return f"{round(value, 1) + 0.0:+.1f}"  # + 0.0: no "-0.0"
 
 
-def markdown(t: Table, skipped=(), title: str = "Intermediate-task sweep") -> str:
+def markdown(t: Table, skipped=(), title: str = "Intermediate-task sweep",
+             splits=("test",)) -> str:
   """The table as aligned markdown with ``score (+delta)`` cells, then the missing and skipped
   results."""
   header = ["intermediate", *t.tasks, t.avg_header]
@@ -163,7 +166,8 @@ def markdown(t: Table, skipped=(), title: str = "Intermediate-task sweep") -> st
   widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
   rule = ["-" * widths[0], *("-" * (w - 1) + ":" for w in widths[1:])]
   lines = [f"# {title}", "",
-           f"Zero-shot XTREME score per task (its avg_metric), in points; cells: score (delta vs "
+           f"Zero-shot XTREME score per task (its avg_metric) on the {' and '.join(splits)} "
+           f"split{'s' if len(splits) > 1 else ''}, in points; cells: score (delta vs "
            f"{t.baseline}). {t.avg_note()}", ""]
   lines += ["| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w)
                               for i, (c, w) in enumerate(zip(line, widths))) + " |"
@@ -228,13 +232,13 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
   """Writes ``report.md``, ``report.csv`` (long: intermediate, task, score, delta) and
   ``heatmap.png`` in ``out_dir`` (default: the sweep directory). Returns their paths (``markdown``,
   ``csv``, ``heatmap``), the ``table``, the ``skipped`` evaluations and ``summary`` (to print)."""
-  scores, skipped = collect(sweep_dir)
+  scores, skipped, splits = collect(sweep_dir)
   t = table(scores, baseline, tasks)
   out = Path(out_dir or sweep_dir)
   out.mkdir(parents=True, exist_ok=True)
-  title = f"Intermediate-task sweep {Path(sweep_dir).resolve().name}"
+  title = f"Intermediate-task sweep {Path(sweep_dir).resolve().name} ({'+'.join(splits)})"
   paths = {"markdown": out / "report.md", "csv": out / "report.csv", "heatmap": out / "heatmap.png"}
-  text = markdown(t, skipped, title)
+  text = markdown(t, skipped, title, splits)
   paths["markdown"].write_text(text, encoding="utf-8")
   _write_csv(t, paths["csv"])
   heatmap(t, paths["heatmap"], f"{title}: zero-shot delta vs {baseline}")

@@ -92,6 +92,11 @@ _EXT = {"label": "tsv", "tag": "tsv", "squad": "json", "mlqa": "json", "xcopa": 
 _ONE_PER_EXAMPLE = {"label": "lines", "tag": "sentences", "xcopa": "lines", "tatoeba": "lines"}
 
 
+def in_leaderboard(task: str, lang: str) -> bool:
+  """Whether the leaderboard scores ``task`` in ``lang`` (and so has a file format for it)."""
+  return task in _KIND and any(lang in langs.get(task, []) for langs in TASK_LANGUAGES.values())
+
+
 def task_file(root: str | Path, task: str, lang: str) -> Path:
   """``root/<task>/test-<lang>.<ext>``, checking that the task and language exist in a benchmark."""
   if task not in _KIND:

@@ -9,9 +9,10 @@ starts from (``{sweep_dir}`` in its strings is replaced); ``setup``, phases run 
 ``<sweep_dir>/.setup`` before any group (the demo's generated assets; every shard runs them
 unless finished, so start further shards once they are); ``intermediates``, setting name -> the
 intermediate phase's settings (``task=`` or ``tasks=``, with its optim/train/data overrides;
-None: no intermediate phase, the baseline); and ``targets``, task -> recipe (``languages`` and
+None: no intermediate phase, the baseline); ``targets``, task -> recipe (``languages`` and
 the train phase's optim/train/data overrides, or ``kind="retrieval"``: evaluated from the
-intermediate encoder itself).
+intermediate encoder itself); and ``split``, the split every target is evaluated on ("dev", as
+the paper's tables, or "test").
 
 `expand` makes one run config (a group) per intermediate setting, run directory
 ``<sweep_dir>/<setting>``: its intermediate model is trained once and every target of the group
@@ -25,14 +26,20 @@ import dataclasses
 import logging
 import sys
 
+import argparse
+
+from absl import flags
 from ml_collections import ConfigDict
 
+from xtjax.cmdline import configure_jax, innermost, parse_config
 from xtjax.data.tasks import get_task
-from xtjax.train import phase_order
+from xtjax.fit import Preempted
+from xtjax.phase_config import parse_phases
+from xtjax.report import write_report
+from xtjax.runner import run_all
 
 log = logging.getLogger(__name__)
 SETUP_DIR = ".setup"  # a dot folder: xtjax.report does not read it
-_DEPS = ("init_from", "from_phase", "after")
 _TRAIN_KEYS = ("optim", "train", "data", "task_data", "dont_load", "head_map")
 
 
@@ -54,7 +61,7 @@ def _run_config(sweep: ConfigDict, name: str, phases) -> ConfigDict:
   c.run_dir = _join(sweep.sweep_dir, name)
   c.phases = ConfigDict(phases, sort_keys=False)  # phases run (and runs list) in sweep order
   _fill(c, sweep.sweep_dir.rstrip("/"))
-  phase_order(c)  # unknown or cyclic dependencies are errors before anything runs
+  parse_phases(c)  # unknown keys, tasks or dependencies are errors before anything runs
   return c
 
 
@@ -63,14 +70,16 @@ def setup_config(sweep: ConfigDict) -> ConfigDict | None:
   return _run_config(sweep, SETUP_DIR, sweep.setup.to_dict()) if len(sweep.setup) else None
 
 
-def _target_phases(targets: ConfigDict, start: str) -> dict:
-  """The train and eval phases of every target, the trained ones starting from phase ``start``."""
+def _target_phases(targets: ConfigDict, start: str, split: str) -> dict:
+  """The train and eval phases of every target, the trained ones starting from phase ``start``,
+  every evaluation on ``split`` (dev or test)."""
   phases = {}
   for target, recipe in targets.items():
     recipe = recipe.to_dict()
     kind = recipe.pop("kind", "train")
     if kind == "retrieval":
-      phases[f"eval_{target}"] = dict(kind="retrieval", task=target, from_phase=start, **recipe)
+      phases[f"eval_{target}"] = dict(kind="retrieval", task=target, from_phase=start,
+                                      split=split, **recipe)
       continue
     if kind != "train":
       raise ValueError(f"target {target}: unknown kind {kind!r}; use train or retrieval")
@@ -84,7 +93,9 @@ def _target_phases(targets: ConfigDict, start: str) -> dict:
     if phases.setdefault(trained, phase) != phase:
       raise ValueError(f"target {target} shares the {trained} model with another target but "
                        f"sets other settings: give them the same recipe")
-    phases[f"eval_{target}"] = dict(kind="eval", task=target, from_phase=trained, split="test",
+    if split == "dev":  # the languages that have a dev set (UD-POS: 29 of XTREME's 33)
+      languages = [l for l in languages if l in get_task(target).split_languages("dev")]
+    phases[f"eval_{target}"] = dict(kind="eval", task=target, from_phase=trained, split=split,
                                     languages=tuple(languages), data=recipe.get("data", {}))
   return phases
 
@@ -109,7 +120,11 @@ def expand(sweep: ConfigDict) -> list[ConfigDict]:
       phases["intermediate"] = {"kind": "train", "init_from": "pretrained",
                                 "dont_load": ["heads/.*"], **settings}
     start = "intermediate" if settings is not None else "pretrained"
-    configs.append(_run_config(sweep, name, {**phases, **_target_phases(sweep.targets, start)}))
+    split = sweep.get("split", "test")
+    if split not in ("dev", "test"):
+      raise ValueError(f"sweep split {split!r}: use dev or test")
+    configs.append(_run_config(sweep, name, {**phases,
+                                             **_target_phases(sweep.targets, start, split)}))
   return configs
 
 
@@ -135,9 +150,9 @@ class SweepRun:
 
 def group_runs(config: ConfigDict) -> list[SweepRun]:
   """The runs of one group: one per phase that no other phase starts from (an evaluation)."""
-  phases = config.phases
-  deps = {n: [p.get(k) for k in _DEPS if p.get(k)] for n, p in phases.items()}
-  order = phase_order(config)
+  phases = parse_phases(config)
+  deps = {n: p.deps for n, p in phases.items()}
+  order = list(phases)
 
   def needs(name: str) -> set[str]:
     return {name}.union(*(needs(d) for d in deps[name]))
@@ -183,7 +198,7 @@ def plan(sweep: ConfigDict, configs: list[ConfigDict], index: int = 0, count: in
                  f"{', '.join(str(k) for k, _ in shard(configs, index, count)) or 'none'}")
   setup = setup_config(sweep)
   if setup is not None:
-    lines.append(f"setup: {', '.join(phase_order(setup))} in {setup.run_dir}, once before the "
+    lines.append(f"setup: {', '.join(parse_phases(setup))} in {setup.run_dir}, once before the "
                  "groups")
   total = models = 0
   for k, config in shard(configs, index, count):
@@ -204,9 +219,6 @@ def plan(sweep: ConfigDict, configs: list[ConfigDict], index: int = 0, count: in
 
 def main_sweep(argv: list[str]) -> int:
   """``xtjax sweep`` (``argv``: the arguments after the command)."""
-  from absl import flags
-
-  from xtjax.cli import _configure_jax, _innermost, parse_config
 
   def extra_flags(values):
     flags.DEFINE_bool("dry-run", False, "print the runs, run nothing", flag_values=values)
@@ -221,13 +233,12 @@ def main_sweep(argv: list[str]) -> int:
     index, count = parse_shard(values["shard"].value)
     configs = expand(sweep)
   except Exception as e:  # sweep errors
-    sys.stderr.write(f"xtjax sweep: {_innermost(e)}\n")
+    sys.stderr.write(f"xtjax sweep: {innermost(e)}\n")
     return 2
   if dry_run.value:
     print(plan(sweep, configs, index, count))
     return 0
-  _configure_jax()
-  from xtjax.train import run_all
+  configure_jax()
   setup = setup_config(sweep)
   if setup is not None:
     run_all(setup)
@@ -236,6 +247,9 @@ def main_sweep(argv: list[str]) -> int:
     log.info("sweep group %d/%d %s in %s", k, len(configs), group_name(config), config.run_dir)
     try:
       run_all(config)
+    except Preempted as e:  # the machine is going away: stop here, a rerun resumes
+      log.warning("%s; the sweep stops (rerun the same command to resume it)", e)
+      return 0
     except Exception:  # one group's failure (e.g. missing data) does not stop the others
       log.exception("sweep group %s failed", group_name(config))
       failed.append(group_name(config))
@@ -249,10 +263,6 @@ def main_sweep(argv: list[str]) -> int:
 
 def main_report(argv: list[str]) -> int:
   """``xtjax report --sweep DIR [--baseline NAME] [--out DIR]``."""
-  import argparse
-
-  from xtjax.cli import _innermost
-  from xtjax.report import write_report
   p = argparse.ArgumentParser(prog="xtjax report", description="the table, CSV and heatmap of a "
                               "sweep's zero-shot scores against its baseline")
   p.add_argument("--sweep", required=True, help="sweep_dir of xtjax sweep")
@@ -262,7 +272,7 @@ def main_report(argv: list[str]) -> int:
   try:
     report = write_report(args.sweep, args.out, args.baseline)
   except (ValueError, FileNotFoundError) as e:
-    sys.stderr.write(f"xtjax report: {_innermost(e)}\n")
+    sys.stderr.write(f"xtjax report: {innermost(e)}\n")
     return 2
   print(report["summary"], end="")
   return 0

@@ -26,6 +26,8 @@ import re
 
 import datasets
 
+from xtjax.data import utf8
+
 SPLITS = {"train": tuple(f"{s:02d}" for s in range(19)),
           "dev": ("19", "20", "21"), "test": ("22", "23", "24")}
 FEATURES = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
@@ -68,40 +70,38 @@ def _leaves(line: str) -> list[tuple[str, str]] | None:
 
 def _read_auto(file: str, rows: dict[str, list]) -> None:
   header = None  # line number of the ID line awaiting its derivation
-  with open(file, encoding="utf-8") as f:
-    for n, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      if line.startswith("ID="):
-        if header is not None:
-          raise ValueError(f"{file}:{header}: ID line without a derivation; the file is "
-                           "damaged, restore it from the CCGbank release")
-        header = n
-        continue
-      leaves = _leaves(line) if header is not None else None
-      if not leaves:
-        raise ValueError(f"{file}:{n}: malformed CCGbank derivation line (expected one "
-                         "bracketed (<T ...> / (<L ...>) tree after an ID= line); restore the "
-                         "file from the CCGbank release")
-      rows["tokens"].append([w for w, _ in leaves])
-      rows["tags"].append([c for _, c in leaves])
-      header = None
+  for n, line in enumerate(utf8.read_lines(file), 1):
+    if not line.strip():
+      continue
+    if line.startswith("ID="):
+      if header is not None:
+        raise ValueError(f"{file}:{header}: ID line without a derivation; the file is "
+                         "damaged, restore it from the CCGbank release")
+      header = n
+      continue
+    leaves = _leaves(line) if header is not None else None
+    if not leaves:
+      raise ValueError(f"{file}:{n}: malformed CCGbank derivation line (expected one "
+                       "bracketed (<T ...> / (<L ...>) tree after an ID= line); restore the "
+                       "file from the CCGbank release")
+    rows["tokens"].append([w for w, _ in leaves])
+    rows["tags"].append([c for _, c in leaves])
+    header = None
   if header is not None:
     raise ValueError(f"{file}:{header}: ID line without a derivation; the file is damaged, "
                      "restore it from the CCGbank release")
 
 
 def _read_jiant(file: str, rows: dict[str, list]) -> None:
-  with open(file, encoding="utf-8") as f:
-    for n, line in enumerate(f, 1):
-      fields = line.strip().split("\t")
-      words, tags = (fields[0].split(" "), fields[1].split(" ")) if len(fields) == 2 else ([], [])
-      if not words or len(words) != len(tags) or "" in words or "" in tags:
-        raise ValueError(f"{file}:{n}: malformed jiant CCG line (expected space-separated words, "
-                         "a tab, and as many space-separated categories); regenerate it with "
-                         "jiant's scripts/ccg/ccg_proc.py")
-      rows["tokens"].append(words)
-      rows["tags"].append(tags)
+  for n, line in enumerate(utf8.read_lines(file), 1):
+    fields = line.strip().split("\t")
+    words, tags = (fields[0].split(" "), fields[1].split(" ")) if len(fields) == 2 else ([], [])
+    if not words or len(words) != len(tags) or "" in words or "" in tags:
+      raise ValueError(f"{file}:{n}: malformed jiant CCG line (expected space-separated words, "
+                       "a tab, and as many space-separated categories); regenerate it with "
+                       "jiant's scripts/ccg/ccg_proc.py")
+    rows["tokens"].append(words)
+    rows["tags"].append(tags)
 
 
 def load_ccgbank(path: str | None, split: str) -> datasets.Dataset:

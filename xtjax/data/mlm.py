@@ -1,4 +1,4 @@
-"""Multilingual masked language modelling data: raw text, packed rows, and dynamic masking.
+"""Multilingual masked language modelling data: packed rows of text, and dynamic masking.
 
 Text is packed as in RoBERTa/XLM-R pretraining ("full-sentences"): the token streams of
 consecutive texts are concatenated, separated by ``</s>``, and cut into rows of
@@ -11,64 +11,14 @@ endless stream, so a restored iterator continues with the same masks.
 from __future__ import annotations
 
 import dataclasses
-import glob
 import itertools
-import logging
-import os
 
 import grain
 import numpy as np
 
-from xtjax.data.features import train_batches
-from xtjax.data.pipeline import load_source
-from xtjax.data.tasks import Source
-
-log = logging.getLogger(__name__)
-
-KEYS = ("input_ids", "attention_mask")
 MASK_SHARE = 0.8  # of the selected tokens, replaced by <mask> ...
 RANDOM_SHARE = 0.1  # ... or by a random token; the rest stay unchanged
 _CHUNK = 10_000  # texts per tokenizer call
-
-
-def load_text(source: str, *, split: str = "train", column: str = "text",
-              max_lines: int | None = None, hub_mirror: str | None = None) -> list[str]:
-  """Texts (stripped, blank ones skipped and counted in the log) from local ``.txt`` files, one text
-  per line (a path or glob), or from a hub dataset given as ``repo[:config]`` (``hub_mirror``: a
-  local directory laid out like the hub); at most ``max_lines`` of them."""
-  if os.path.isfile(source) or source.endswith(".txt") or any(c in source for c in "*?["):
-    files = sorted(glob.glob(source, recursive=True))
-    if not files:
-      raise FileNotFoundError(f"no text files at {source}: give an existing .txt path or glob "
-                              "(one text per line), or a hub dataset as repo[:config]")
-    where = f"{source} ({len(files)} files)"
-    lines = _file_lines(files)
-  else:
-    repo, _, config = source.partition(":")
-    ds = load_source(Source(repo, (config or None,), split), hub_mirror=hub_mirror)
-    if column not in ds.column_names:
-      raise ValueError(f"{source} (split {split}) has no column {column!r}: "
-                       f"choose from {ds.column_names}")
-    where = f"{source} (split {split}, column {column})"
-    lines = (text for batch in ds.select_columns([column]).iter(batch_size=_CHUNK)
-             for text in batch[column])
-  texts, blank = [], 0
-  for line in lines:
-    if max_lines is not None and len(texts) >= max_lines:
-      break
-    text = line.strip() if isinstance(line, str) else ""
-    if text:
-      texts.append(text)
-    else:
-      blank += 1
-  log.info("%s: %d texts, %d blank lines skipped", where, len(texts), blank)
-  return texts
-
-
-def _file_lines(files):
-  for name in files:
-    with open(name, encoding="utf-8") as f:
-      yield from f
 
 
 def _stream(texts: list[str], tokenizer) -> np.ndarray:
@@ -150,11 +100,3 @@ class MaskTokens(grain.transforms.RandomMap):
                               mask_id=self.mask_id, vocab_size=self.vocab_size,
                               special_ids=self.special_ids, probability=self.probability)
     return {**element, "input_ids": ids, "labels": labels}
-
-
-def mlm_train_batches(features: dict, global_batch_size: int, seed: int, *, tokenizer,
-                      probability: float = 0.15) -> grain.DatasetIterator:
-  """`xtjax.data.features.train_batches` of masked-LM rows, masked anew each epoch (``labels``
-  added). Masks depend on the seed and the global position only, not on the process count."""
-  return train_batches([(features, KEYS, MaskTokens.from_tokenizer(tokenizer, probability))],
-                       global_batch_size, seed)

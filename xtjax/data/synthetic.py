@@ -24,6 +24,7 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import yaml
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from xtjax.data.tasks import NLI_LABELS
 
@@ -252,7 +253,6 @@ def train_tokenizer(texts, out_dir, *, vocab_size: int = 2000) -> int:
   """Trains a Unigram tokenizer laid out like XLM-R's (<s>=0 <pad>=1 </s>=2 <unk>=3, <mask> last,
   RoBERTa pair template) and saves it so ``AutoTokenizer.from_pretrained(out_dir)`` loads it.
   Returns the vocabulary size, <mask> included."""
-  from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
   tok = Tokenizer(models.Unigram())
   tok.pre_tokenizer = pre_tokenizers.Sequence([

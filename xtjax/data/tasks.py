@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from xtjax import scoring
+
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 UPOS_TAGS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON",
              "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X")
@@ -33,19 +35,25 @@ class Source:
   language_value: str | None = None
   id_prefix: str | None = None  # keep rows whose id starts with this (TyDiQA: "english-")
   label_offset: int = 0  # SocialIQA labels count from 1
-  layout: str = ""  # multiple choice rows laid out other than choice1..N columns (see rows.py)
+  layout: str = ""  # multiple choice rows laid out other than choice1..N columns (see kinds.py)
+  revision: str | None = None  # the hub revision read (a repo whose main holds only a script)
+  ud: str | None = None  # UD-POS: read this language from data.ud_dir when it is set
+  skip_tags: tuple[str, ...] = ()  # tagging: tokens with these tags are left out (UD "_")
 
   def column(self, field: str) -> str:
     return dict(self.columns).get(field, field)
 
   def describe(self) -> str:
     configs = "+".join(c or "default" for c in self.configs)
-    return f"{self.repo} (config {configs}, split {self.split})"
+    at = f", revision {self.revision}" if self.revision else ""
+    return f"{self.repo} (config {configs}, split {self.split}{at})"
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-  """English train and dev sources (several are concatenated), and a test source per language."""
+  """English train and dev sources (several are concatenated), a test source per language, and a
+  dev source per language that has one (``dev_languages``: evaluation on dev, as the paper's
+  tables)."""
 
   name: str
   kind: str
@@ -56,6 +64,7 @@ class Task:
   metric: str = "accuracy"  # the dev metric that selects the checkpoint
   model_task: str | None = None  # a task whose trained model this one shares (xquad: squad)
   null_answers: bool = False  # QA with unanswerable questions (SQuAD v2.0)
+  dev_languages: dict[str, Source] = dataclasses.field(default_factory=dict)
 
   def sources(self, split: str, language: str | None = None) -> tuple[Source, ...]:
     source = self.source(split, language)
@@ -65,11 +74,22 @@ class Task:
   def languages(self) -> tuple[str, ...]:
     return tuple(self.test)
 
+  def split_languages(self, split: str) -> tuple[str, ...]:
+    """The languages with a ``split`` (test or dev) set to evaluate."""
+    return tuple(self.dev_languages) if split == "dev" else self.languages
+
   @property
   def num_labels(self) -> int:
     return len(self.labels)
 
   def source(self, split: str, language: str | None = None) -> Source | tuple[Source, ...]:
+    """``train`` and ``dev`` (language None) are English; ``test`` and ``dev`` of ``language``
+    are that language's evaluation sets."""
+    if split == "dev" and language is not None:
+      if language not in self.dev_languages:
+        raise ValueError(f"task {self.name} has no dev set in {language!r}: it has "
+                         f"{', '.join(self.dev_languages) or 'none'}")
+      return self.dev_languages[language]
     if split in ("train", "dev"):
       return getattr(self, split)
     if split != "test":
@@ -97,9 +117,11 @@ XNLI_LANGS = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", 
               "zh")
 PAWSX_LANGS = ("de", "en", "es", "fr", "ja", "ko", "zh")
 
-# --- tagging: UD-POS config names are English language names (UD v2.5 in google/xtreme); the
-# XTREME-R additions come from UD v2.7 (the hub's universal_dependencies), all treebanks of a
-# language merged as XTREME-R does.
+# --- tagging: UD-POS from data.ud_dir (the official UD 2.5 / 2.7 releases, treebanks selected by
+# language code as XTREME's download_data.sh: xtjax.data.udpos) or, without it, from the hub:
+# google/xtreme's udpos.<EnglishName> (UD 2.5), which merges every treebank of a language *name*
+# (Ancient Greek into Greek, Classical Chinese into Chinese: results say "approximate"), and
+# universal_dependencies (UD 2.7) for XTREME-R's additions, all treebanks of a language merged.
 UDPOS_NAMES = {
     "af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek",
     "en": "English", "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian",
@@ -108,6 +130,7 @@ UDPOS_NAMES = {
     "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese", "ru": "Russian", "ta": "Tamil",
     "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish", "ur": "Urdu",
     "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese"}
+UDPOS_NO_DEV = ("kk", "th", "tl", "yo")  # UD 2.5 has no dev set in these (29 languages have one)
 UD27_TREEBANKS = {"lt": ("lt_alksnis", "lt_hse"), "pl": ("pl_lfg", "pl_pdb", "pl_pud"),
                   "ro": ("ro_nonstandard", "ro_rrt", "ro_simonero"), "uk": ("uk_iu",),
                   "wo": ("wo_wtb",)}
@@ -124,12 +147,16 @@ TYDIQA_NAMES = {"ar": "arabic", "bn": "bengali", "en": "english", "fi": "finnish
                 "te": "telugu"}
 XCOPA_LANGS = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
 
+# Hub repos whose main branch holds only a loading script, which datasets >= 4 refuses to run:
+# their Parquet conversion is read instead.
+PARQUET = "refs/convert/parquet"
 _UPOS = dict(columns={"tags": "pos_tags"})
-_UD27 = dict(columns={"tags": "upos"})
+# UD 2.7 on the hub lists multi-word tokens as words tagged "_"; XTREME reads words only.
+_UD27 = dict(columns={"tags": "upos"}, revision=PARQUET, skip_tags=("_",))
 _NER = dict(columns={"tags": "ner_tags"})
 _COPA = dict(columns={"label": "label"})
 _SIQA = dict(columns={"premise": "context", "choice1": "answerA", "choice2": "answerB",
-                      "choice3": "answerC"}, label_offset=1)
+                      "choice3": "answerC"}, label_offset=1, revision=PARQUET)
 
 
 def _tydiqa(split: str, lang: str) -> Source:
@@ -146,37 +173,52 @@ TASKS = {
                  train=_src("nyu-mll/glue", "mnli", "train", **_MNLI),
                  dev=_src(XTREME, "XNLI", "validation", language_value="en", **_XNLI),
                  test={l: _src(XTREME, "XNLI", "test", language_value=l, **_XNLI)
-                       for l in XNLI_LANGS}),
+                       for l in XNLI_LANGS},
+                 dev_languages={l: _src(XTREME, "XNLI", "validation", language_value=l, **_XNLI)
+                                for l in XNLI_LANGS}),
     "pawsx": Task("pawsx", "classification", labels=("0", "1"),
                   train=_src(XTREME, "PAWS-X.en", "train", **_PAIR),
                   dev=_src(XTREME, "PAWS-X.en", "validation", **_PAIR),
-                  test={l: _src(XTREME, f"PAWS-X.{l}", "test", **_PAIR) for l in PAWSX_LANGS}),
+                  test={l: _src(XTREME, f"PAWS-X.{l}", "test", **_PAIR) for l in PAWSX_LANGS},
+                  dev_languages={l: _src(XTREME, f"PAWS-X.{l}", "validation", **_PAIR)
+                                 for l in PAWSX_LANGS}),
     "udpos": Task("udpos", "token_classification", labels=UPOS_TAGS, metric="f1",
-                  train=_src(XTREME, "udpos.English", "train", **_UPOS),
-                  dev=_src(XTREME, "udpos.English", "validation", **_UPOS),
-                  test={**{l: _src(XTREME, f"udpos.{n}", "test", **_UPOS)
+                  train=_src(XTREME, "udpos.English", "train", ud="en", **_UPOS),
+                  dev=_src(XTREME, "udpos.English", "validation", ud="en", **_UPOS),
+                  test={**{l: _src(XTREME, f"udpos.{n}", "test", ud=l, **_UPOS)
                            for l, n in UDPOS_NAMES.items()},
                         **{l: _src("universal-dependencies/universal_dependencies", t, "test",
-                                   **_UD27) for l, t in UD27_TREEBANKS.items()}}),
+                                   ud=l, **_UD27) for l, t in UD27_TREEBANKS.items()}},
+                  dev_languages={l: _src(XTREME, f"udpos.{n}", "validation", ud=l, **_UPOS)
+                                 for l, n in UDPOS_NAMES.items() if l not in UDPOS_NO_DEV}),
     "panx": Task("panx", "token_classification", labels=NER_TAGS, metric="f1",
                  train=_src(XTREME, "PAN-X.en", "train", **_NER),
                  dev=_src(XTREME, "PAN-X.en", "validation", **_NER),
                  test={**{l: _src(XTREME, f"PAN-X.{l}", "test", **_NER) for l in PANX_LANGS},
                        **{l: _src("unimelb-nlp/wikiann", l, "test", **_NER)
-                          for l in WIKIANN_EXTRA}}),
+                          for l in WIKIANN_EXTRA}},
+                 dev_languages={l: _src(XTREME, f"PAN-X.{l}", "validation", **_NER)
+                                for l in PANX_LANGS}),
     "squad": Task("squad", "question_answering", metric="f1",
                   train=_src(XTREME, "SQuAD", "train"), dev=_src(XTREME, "SQuAD", "validation"),
                   test={"en": _src(XTREME, "SQuAD", "validation")}),
     "xquad": Task("xquad", "question_answering", metric="f1", model_task="squad",
                   train=_src(XTREME, "SQuAD", "train"), dev=_src(XTREME, "SQuAD", "validation"),
                   test={**{l: _src(XTREME, f"XQuAD.{l}", "validation") for l in XQUAD_LANGS},
-                        "ro": _src("google/xquad", "xquad.ro", "validation")}),
+                        "ro": _src("google/xquad", "xquad.ro", "validation")},
+                  # XQuAD has one set per language, jiant's "val" and XTREME's test alike.
+                  dev_languages={l: _src(XTREME, f"XQuAD.{l}", "validation")
+                                 for l in XQUAD_LANGS}),
     "mlqa": Task("mlqa", "question_answering", metric="f1", model_task="squad",
                  train=_src(XTREME, "SQuAD", "train"), dev=_src(XTREME, "SQuAD", "validation"),
-                 test={l: _src(XTREME, f"MLQA.{l}.{l}", "test") for l in MLQA_LANGS}),
+                 test={l: _src(XTREME, f"MLQA.{l}.{l}", "test") for l in MLQA_LANGS},
+                 dev_languages={l: _src(XTREME, f"MLQA.{l}.{l}", "validation")
+                                for l in MLQA_LANGS}),
     "tydiqa": Task("tydiqa", "question_answering", metric="f1",
                    train=_tydiqa("train", "en"), dev=_tydiqa("validation", "en"),
-                   test={l: _tydiqa("validation", l) for l in TYDIQA_NAMES}),
+                   test={l: _tydiqa("validation", l) for l in TYDIQA_NAMES},
+                   # the GoldP dev sets are XTREME's test sets and jiant's "val" alike.
+                   dev_languages={l: _tydiqa("validation", l) for l in TYDIQA_NAMES}),
     # XTREME-R's XCOPA recipe: SocialIQA, then English COPA, then zero-shot XCOPA.
     "siqa": Task("siqa", "multiple_choice", labels=("1", "2", "3"),
                  train=_src("allenai/social_i_qa", None, "train", **_SIQA),
@@ -193,10 +235,11 @@ TASKS = {
 }
 
 
-# --- intermediate tasks of Phang et al. (2020); ids from ../shared/reference/paper_and_jiant.md.
+# --- intermediate tasks of Phang et al. (2020).
 _NLI = dict(columns={"text_a": "premise", "text_b": "hypothesis", "label": "label"})
 _QQP = dict(columns={"text_a": "question1", "text_b": "question2", "label": "label"})
-_COSMOS = dict(columns={"premise": "context", **{f"choice{i + 1}": f"answer{i}" for i in range(4)}})
+_COSMOS = dict(columns={"premise": "context", **{f"choice{i + 1}": f"answer{i}" for i in range(4)}},
+               revision=PARQUET)
 _HELLASWAG = dict(layout="hellaswag")
 _CSQA = dict(layout="commonsenseqa")
 # ANLI+ = SNLI + MNLI + ANLI rounds 1-3 with one head (SNLI rows without a gold label, -1, are
@@ -275,10 +318,35 @@ def get_task(name: str) -> Task:
   return TASKS[name]
 
 
-def check_languages(task: Task, languages) -> tuple[str, ...]:
-  languages = tuple(languages) if languages else task.languages
-  unknown = [l for l in languages if l not in task.test]
+def check_languages(task: Task, languages, split: str = "test") -> tuple[str, ...]:
+  """``languages`` (default: all) that ``task`` has a ``split`` set in, or a one-line error."""
+  known = task.split_languages(split)
+  languages = tuple(languages) if languages else known
+  unknown = [l for l in languages if l not in known]
   if unknown:
-    raise ValueError(f"unknown language(s) {unknown} for task {task.name}: "
-                     f"it has {', '.join(task.languages)}")
+    raise ValueError(f"unknown language(s) {unknown} for task {task.name} ({split}): "
+                     f"it has {', '.join(known)}")
   return languages
+
+
+# --- retrieval: no training data; evaluated from an encoder (`xtjax.retrieval`).
+RETRIEVAL_TASKS = ("tatoeba", "bucc2018", "bucc2018_gold_only", "mewslix", "lareqa")
+BUCC_LANGS = ("de", "fr", "ru", "zh")
+# Tatoeba's ISO 639-3 file codes (LASER's data/tatoeba/v1, google/xtreme tatoeba.<code>).
+TATOEBA_CODES = {
+    "af": "afr", "ar": "ara", "az": "aze", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell",
+    "es": "spa", "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb",
+    "hi": "hin", "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat",
+    "kk": "kaz", "ko": "kor", "lt": "lit", "ml": "mal", "mr": "mar", "nl": "nld", "pl": "pol",
+    "pt": "por", "ro": "ron", "ru": "rus", "sw": "swh", "ta": "tam", "te": "tel", "th": "tha",
+    "tl": "tgl", "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "cmn"}
+
+
+def retrieval_languages(task: str, benchmark: str = "xtreme-r") -> list[str]:
+  """A retrieval task's languages: XTREME's, then those ``benchmark`` adds."""
+  if task not in RETRIEVAL_TASKS:
+    raise ValueError(f"unknown retrieval task {task!r}: use {', '.join(RETRIEVAL_TASKS)}")
+  if task == "bucc2018_gold_only":
+    return list(BUCC_LANGS)
+  langs = list(scoring.TASK_LANGUAGES["xtreme"].get(task, []))
+  return langs + [l for l in scoring.TASK_LANGUAGES[benchmark].get(task, []) if l not in langs]

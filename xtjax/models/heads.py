@@ -1,7 +1,8 @@
 """Task heads on top of `XLMREncoder`, matching Hugging Face's XLM-R heads weight for weight.
 
-Every head is called as ``head(encoder, batch, rng)`` and returns logits; ``batch`` holds
-``input_ids`` and ``attention_mask`` (plus nothing else the head needs).
+Every head is built as ``Head(cfg, num_labels, dtype, rngs)`` (heads with a fixed output size
+ignore ``num_labels``) and called as ``head(encoder, batch, rng)``, returning logits; ``batch``
+holds ``input_ids`` and ``attention_mask``. Which head a task kind uses is its `xtjax.kinds` record.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class ClassificationHead(nnx.Module):
 class MultipleChoiceHead(nnx.Module):
   """Pooler (dense + tanh on ``<s>``) and a 1-unit classifier per choice; ids are (B, C, L)."""
 
-  def __init__(self, cfg: XLMRConfig, dtype, rngs: nnx.Rngs):
+  def __init__(self, cfg: XLMRConfig, num_labels: int, dtype, rngs: nnx.Rngs):
     self.rate = cfg.hidden_dropout_prob
     self.pooler = dense(cfg, cfg.hidden_size, cfg.hidden_size, (EMBED, None), dtype, rngs)
     self.classifier = dense(cfg, cfg.hidden_size, 1, (EMBED, None), dtype, rngs)
@@ -51,7 +52,7 @@ class MultipleChoiceHead(nnx.Module):
 class QuestionAnsweringHead(nnx.Module):
   """Start and end logits per token: returns (B, L, 2)."""
 
-  def __init__(self, cfg: XLMRConfig, dtype, rngs: nnx.Rngs):
+  def __init__(self, cfg: XLMRConfig, num_labels: int, dtype, rngs: nnx.Rngs):
     self.qa_outputs = dense(cfg, cfg.hidden_size, 2, (EMBED, None), dtype, rngs)
 
   def __call__(self, encoder, batch, rng=None):
@@ -72,7 +73,7 @@ class TokenClassificationHead(nnx.Module):
 class MaskedLMHead(nnx.Module):
   """dense, exact GELU, LayerNorm, then the decoder tied to the word embeddings plus a bias."""
 
-  def __init__(self, cfg: XLMRConfig, dtype, rngs: nnx.Rngs):
+  def __init__(self, cfg: XLMRConfig, num_labels: int, dtype, rngs: nnx.Rngs):
     self.dense = dense(cfg, cfg.hidden_size, cfg.hidden_size, (EMBED, None), dtype, rngs)
     self.layer_norm = LayerNorm(cfg, rngs)
     self.bias = nnx.Param(jnp.zeros((cfg.vocab_size,), jnp.float32), out_sharding=(VOCAB,))
@@ -83,33 +84,18 @@ class MaskedLMHead(nnx.Module):
     return (jnp.einsum("ble,ve->blv", x, table).astype(jnp.float32) + self.bias[...])
 
 
-HEAD_KINDS = ("classification", "multiple_choice", "question_answering", "token_classification",
-              "masked_lm")
-
-
-def make_head(kind: str, cfg: XLMRConfig, num_labels: int, dtype, rngs: nnx.Rngs) -> nnx.Module:
-  if kind == "classification":
-    return ClassificationHead(cfg, num_labels, dtype, rngs)
-  if kind == "token_classification":
-    return TokenClassificationHead(cfg, num_labels, dtype, rngs)
-  if kind == "multiple_choice":
-    return MultipleChoiceHead(cfg, dtype, rngs)
-  if kind == "question_answering":
-    return QuestionAnsweringHead(cfg, dtype, rngs)
-  if kind == "masked_lm":
-    return MaskedLMHead(cfg, dtype, rngs)
-  raise ValueError(f"unknown head kind {kind!r}: use one of {', '.join(HEAD_KINDS)}")
-
-
 class TaskModel(nnx.Module):
-  """One encoder shared by named task heads: ``model(batch, task=name, rng=key)`` -> logits."""
+  """One encoder shared by named task heads: ``model(batch, task=name, rng=key)`` -> logits.
 
-  def __init__(self, cfg: XLMRConfig, heads: dict[str, tuple[str, int]], *, dtype=jnp.float32,
+  ``heads`` maps each task name to (head class, number of labels), e.g.
+  ``{"xnli": (ClassificationHead, 3)}``; `xtjax.kinds.head_specs` builds it for tasks."""
+
+  def __init__(self, cfg: XLMRConfig, heads: dict[str, tuple[type, int]], *, dtype=jnp.float32,
                remat: bool = False, rngs: nnx.Rngs):
     self.encoder = XLMREncoder(cfg, dtype=dtype, remat=remat, rngs=rngs)
     with nnx.use_eager_sharding(False):
-      self.heads = nnx.Dict({name: make_head(kind, cfg, n, dtype, rngs)
-                             for name, (kind, n) in sorted(heads.items())})
+      self.heads = nnx.Dict({name: head(cfg, n, dtype, rngs)
+                             for name, (head, n) in sorted(heads.items())})
 
   def __call__(self, batch, *, task: str, rng=None):
     return self.heads[task](self.encoder, batch, rng)

@@ -11,8 +11,12 @@ import json
 import os
 from pathlib import Path
 
+import jax
 import numpy as np
+from huggingface_hub import snapshot_download
+from safetensors import safe_open
 
+from xtjax.models.torch_pickle import load_torch_state_dict
 from xtjax.models.xlmr import XLMRConfig
 
 XLMR_MODEL_TYPES = {"xlm-roberta": False, "roberta": False, "xlm-roberta-xl": True}
@@ -27,7 +31,6 @@ def resolve(name_or_path: str) -> Path:
   if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
     raise FileNotFoundError(f"checkpoint directory {name_or_path} does not exist: "
                             "give an existing directory or a Hugging Face hub id")
-  from huggingface_hub import snapshot_download
   try:
     path = Path(snapshot_download(name_or_path, allow_patterns=WEIGHT_PATTERNS))
     if not list(path.glob("*.safetensors")):
@@ -65,7 +68,6 @@ class TensorReader:
     if index.exists():
       self._files = {k: self.path / f for k, f in json.loads(index.read_text())["weight_map"].items()}
     elif (self.path / "model.safetensors").exists():
-      from safetensors import safe_open
       with safe_open(self.path / "model.safetensors", framework="np") as f:
         self._files = {k: self.path / "model.safetensors" for k in f.keys()}
     else:
@@ -74,7 +76,6 @@ class TensorReader:
         raise FileNotFoundError(
             f"{self.path} has no model.safetensors or pytorch_model.bin: "
             "save the model with save_pretrained() or point at a complete checkpoint")
-      from xtjax.models.torch_pickle import load_torch_state_dict
       self._arrays = {}
       for b in bins:
         self._arrays.update(load_torch_state_dict(b))
@@ -86,7 +87,6 @@ class TensorReader:
   def shape(self, name: str) -> tuple[int, ...]:
     if self._files[name] is None:
       return self._arrays[name].shape
-    from safetensors import safe_open
     with safe_open(self._files[name], framework="np") as f:
       return tuple(f.get_slice(name).get_shape())
 
@@ -94,8 +94,6 @@ class TensorReader:
     """The tensor, or only ``index`` (a tuple of slices) of it, as numpy."""
     if self._files[name] is None:
       return np.asarray(self._arrays[name][index])
-    import jax
-    from safetensors import safe_open
     with safe_open(self._files[name], framework="np") as f:
       if f.get_slice(name).get_dtype() != "BF16":
         return f.get_slice(name)[index] if index else f.get_tensor(name)

@@ -7,7 +7,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from safetensors.numpy import save_file
+from transformers import AutoTokenizer
 
+from xtjax import kinds
 from xtjax.models import convert
 from xtjax.models.hf import TensorReader, read_config, resolve, write_config
 from xtjax.models.heads import TaskModel
@@ -79,7 +82,6 @@ def hf_state_dict(params: Params, cfg: XLMRConfig, head_kinds: dict[str, str]) -
 
 def save_hf(path, params: Params, cfg: XLMRConfig, head_kinds: dict[str, str]) -> Path:
   """Writes config.json and model.safetensors in the Hugging Face layout."""
-  from safetensors.numpy import save_file
   path = Path(path)
   write_config(cfg, path)
   tensors = hf_state_dict(params, cfg, head_kinds)
@@ -105,12 +107,14 @@ def load_encoder(name_or_path: str, dtype: str = "float32") -> XLMREncoder:
 
 def load_task_model(name_or_path: str, heads: dict[str, tuple[str, int]], *,
                     checkpoint_head: str | None = None, dtype: str = "float32") -> TaskModel:
-  """A `TaskModel` whose encoder (and the head named ``checkpoint_head``, taken from a task
-  checkpoint such as XLMRobertaForSequenceClassification) come from the checkpoint; other heads
-  are freshly initialised."""
+  """A `TaskModel` with ``heads`` {name: (task kind, number of labels)} whose encoder (and the
+  head named ``checkpoint_head``, taken from a task checkpoint such as
+  XLMRobertaForSequenceClassification) come from the checkpoint; other heads are freshly
+  initialised."""
   path = resolve(name_or_path)
   cfg = read_config(path)
-  model = Model.create(lambda rngs: TaskModel(cfg, heads, dtype=jnp.dtype(dtype), rngs=rngs))
+  specs = {name: (kinds.get(kind).head, n) for name, (kind, n) in heads.items()}
+  model = Model.create(lambda rngs: TaskModel(cfg, specs, dtype=jnp.dtype(dtype), rngs=rngs))
   head = (checkpoint_head, heads[checkpoint_head][0]) if checkpoint_head else None
   params = dict(model.init(jax.random.key(0)))
   params.update(read_hf_params(path, model.shapes(), cfg, head=head))
@@ -119,7 +123,6 @@ def load_task_model(name_or_path: str, heads: dict[str, tuple[str, int]], *,
 
 def load_tokenizer(name_or_path: str):
   """The checkpoint's tokenizer through transformers' AutoTokenizer (hub id or local directory)."""
-  from transformers import AutoTokenizer
   return AutoTokenizer.from_pretrained(name_or_path)
 
 

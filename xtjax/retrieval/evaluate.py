@@ -1,10 +1,9 @@
-"""Retrieval straight from an encoder checkpoint of any phase: Tatoeba and BUCC 2018 (XTREME).
+"""Retrieval straight from an encoder checkpoint of any phase: Tatoeba and BUCC 2018 (XTREME),
+and Mewsli-X and LAReQA (XTREME-R, `xtjax.retrieval.ranking`).
 
-Sentence vectors are mean-pooled over the attention mask (special tokens included, as the XTREME
-code does; ``include_special=False`` drops them) or taken at ``<s>`` (``pooling="cls"``), from
-any layer: 1-based, 0 being the embedding output. One forward pass pools every requested layer,
-so a ``layers`` sweep costs one encoding. The default layer is ``n // 2 + 2`` of an ``n``-layer
-model (at most ``n``), XTREME's choice (layer 8 of 12 for mBERT, 14 of 24 for XLM-R large).
+Sentence vectors come from `xtjax.retrieval.encoder.Encoder`. The default layer is
+``n // 2 + 2`` of an ``n``-layer model (at most ``n``), XTREME's choice (layer 8 of 12 for mBERT,
+14 of 24 for XLM-R large).
 
 - Tatoeba: the English side is sorted alphabetically (as the released files); each English
   sentence retrieves its translation among the other language's sentences (top-1 cosine);
@@ -17,29 +16,24 @@ model (at most ``n``), XTREME's choice (layer 8 of 12 for mBERT, 14 of 24 for XL
 
 from __future__ import annotations
 
+import json
+
 import jax
-import jax.numpy as jnp
 import numpy as np
+from etils import epath
 
 from xtjax import scoring
 from xtjax.data import pipeline
-from xtjax.data.tasks import Source
+from xtjax.data.tasks import BUCC_LANGS, TATOEBA_CODES, Source, retrieval_languages
 from xtjax.metrics import accuracy, bucc_scores
 from xtjax.retrieval import mining, ranking
+from xtjax.retrieval.encoder import Encoder
 from xtjax.retrieval.search import knn
+from xtjax.tables import write_results
 
-TATOEBA_CODES = {
-    "af": "afr", "ar": "ara", "az": "aze", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell",
-    "es": "spa", "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb",
-    "hi": "hin", "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat",
-    "kk": "kaz", "ko": "kor", "lt": "lit", "ml": "mal", "mr": "mar", "nl": "nld", "pl": "pol",
-    "pt": "por", "ro": "ron", "ru": "rus", "sw": "swh", "ta": "tam", "te": "tel", "th": "tha",
-    "tl": "tgl", "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "cmn"}
 # google/xtreme has XTREME's 36 Tatoeba languages; XTREME-R's additions come from the same
 # LASER files as published in mteb/tatoeba-bitext-mining.
 XTREME_R_TATOEBA = ("az", "lt", "pl", "ro", "uk")
-RETRIEVAL_TASKS = ("tatoeba", "bucc2018", "bucc2018_gold_only") + ranking.RANKING_TASKS
-BUCC_LANGS = ("de", "fr", "ru", "zh")
 
 
 def tatoeba_source(lang: str) -> tuple[Source, str, str]:
@@ -54,51 +48,10 @@ def tatoeba_source(lang: str) -> tuple[Source, str, str]:
           "target_sentence")
 
 
-class Encoder:
-  """Pooled sentence vectors of one phase's encoder, for several layers in one pass."""
-
-  def __init__(self, run, phase: str, layers: list[int], *, pooling: str = "mean",
-               include_special: bool = True, max_length: int = 512, batch_size: int = 128):
-    if pooling not in ("mean", "cls"):
-      raise ValueError(f"unknown pooling {pooling!r}: use 'mean' or 'cls'")
-    n = run.model_cfg.num_hidden_layers
-    bad = [l for l in layers if not 0 <= l <= n]
-    if bad:
-      raise ValueError(f"layer(s) {bad} outside 0..{n} (1-based; 0 is the embedding output)")
-    self.run, self.layers, self.batch_size = run, list(layers), batch_size
-    self.max_length = min(max_length, run.model_cfg.max_position_embeddings - 2)
-    model, self.param_sh = run.model({})
-    self.params, _ = run.trained_params(phase, model, self.param_sh)
-    specials = jnp.asarray(sorted({run.tokenizer.cls_token_id, run.tokenizer.sep_token_id}))
-
-    def pooled(params, batch):
-      out = model.bind(params).encoder(batch["input_ids"], batch["attention_mask"],
-                                       output_hidden_states=True)
-      hidden = jnp.stack([out.hidden_states[l] for l in self.layers], 1).astype(jnp.float32)
-      if pooling == "cls":
-        return hidden[:, :, 0]
-      mask = batch["attention_mask"]
-      if not include_special:
-        mask = mask * ~jnp.isin(batch["input_ids"], specials)
-      mask = mask[:, None, :, None].astype(jnp.float32)
-      return (hidden * mask).sum(2) / jnp.maximum(mask.sum(2), 1.0)
-
-    self.step = jax.jit(pooled, in_shardings=(self.param_sh, run.batch_sh),
-                        out_shardings=run.batch_sh)
-
-  def __call__(self, texts: list[str]) -> np.ndarray:
-    """[len(texts), len(layers), hidden] float32."""
-    from xtjax.train import predict
-    enc = self.run.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                             padding="max_length", return_tensors="np")
-    features = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-    with jax.set_mesh(self.run.mesh):
-      return predict(self.run, self.step, self.params, features, "sentence", self.batch_size,
-                     self.run.config.data.eval_buckets)
-
-
-def tatoeba(encoder: Encoder, lang: str, data) -> dict[int, tuple[list[int], float]]:
-  """Per layer: (predicted index per sorted English line, accuracy)."""
+def tatoeba(encoder: Encoder, lang: str, data, split: str = "test"
+            ) -> dict[int, tuple[list[int], float]]:
+  """Per layer: (predicted index per sorted English line, accuracy). Tatoeba has one set of
+  pairs (the hub's "validation"), XTREME's test set, whatever ``split`` asks."""
   source, other, english = tatoeba_source(lang)
   ds = pipeline.load_source(source, hub_mirror=data.hub_mirror)
   src = [s.strip() for s in ds[other]]
@@ -114,16 +67,17 @@ def tatoeba(encoder: Encoder, lang: str, data) -> dict[int, tuple[list[int], flo
   return out
 
 
-def bucc(encoder: Encoder, lang: str, data) -> dict[int, tuple[list, dict]]:
-  """Per layer: (predicted test pairs, scores incl. the dev-tuned threshold)."""
+def bucc(encoder: Encoder, lang: str, data, split: str = "test") -> dict[int, tuple[list, dict]]:
+  """Per layer: (predicted pairs of ``split``, scores incl. the dev-tuned threshold)."""
   if not data.bucc_dir:
     raise FileNotFoundError("bucc2018 needs the official BUCC 2018 archives: download them from "
                             "https://comparable.limsi.fr/bucc2018/, extract, and set data.bucc_dir")
   splits = {s: mining.read_bucc(data.bucc_dir, lang, s) for s in ("dev", "test")}
-  return _mine_and_score(encoder, splits)
+  return _mine_and_score(encoder, splits, data, split)
 
 
-def bucc_gold_only(encoder: Encoder, lang: str, data) -> dict[int, tuple[list, dict]]:
+def bucc_gold_only(encoder: Encoder, lang: str, data,
+                   split: str = "test") -> dict[int, tuple[list, dict]]:
   """BUCC mining among the hub's gold-aligned sentences only (``bucc18.<lang>``)."""
   splits = {}
   for split, hub_split in (("dev", "validation"), ("test", "test")):
@@ -134,21 +88,26 @@ def bucc_gold_only(encoder: Encoder, lang: str, data) -> dict[int, tuple[list, d
     splits[split] = mining.BuccSplit(src_ids, [s.strip() for s in ds["source_sentence"]], trg_ids,
                                      [s.strip() for s in ds["target_sentence"]],
                                      set(zip(src_ids, trg_ids)))
-  return _mine_and_score(encoder, splits)
+  return _mine_and_score(encoder, splits, data, split)
 
 
-def _mine_and_score(encoder: Encoder, splits) -> dict[int, tuple[list, dict]]:
+def _mine_and_score(encoder: Encoder, splits, data, scored: str) -> dict[int, tuple[list, dict]]:
+  """Per layer: mined pairs above the threshold that maximises F1 on the dev gold, scored on
+  split ``scored`` ("test": XTREME's protocol; "dev": the threshold's own split, as jiant)."""
+  if scored not in ("dev", "test"):
+    raise ValueError(f"unknown BUCC split {scored!r}: use dev or test")
+  splits = {s: splits[s] for s in dict.fromkeys(("dev", scored))}
   vecs = {s: (encoder(b.src_sentences), encoder(b.trg_sentences)) for s, b in splits.items()}
   out = {}
   for i, layer in enumerate(encoder.layers):
     cands = {}
     for s, b in splits.items():
       mined = mining.mine(b.src_sentences, b.trg_sentences, vecs[s][0][:, i], vecs[s][1][:, i],
-                          mesh=encoder.run.mesh)
+                          mesh=encoder.run.mesh, duplicates=data.bucc_duplicates)
       cands[s] = [(score, b.src_ids[x], b.trg_ids[y]) for score, x, y in mined]
     threshold, dev_f1, _, _ = mining.bucc_optimize(cands["dev"], splits["dev"].gold)
-    predicted = mining.apply_threshold(cands["test"], threshold)
-    scores = bucc_scores(predicted, splits["test"].gold)
+    predicted = mining.apply_threshold(cands[scored], threshold)
+    scores = bucc_scores(predicted, splits[scored].gold)
     out[layer] = (predicted, dict(scores, threshold=threshold, dev_f1=dev_f1))
   return out
 
@@ -157,20 +116,13 @@ _RUNNERS = {"tatoeba": (tatoeba, "accuracy"), "bucc2018": (bucc, "f1"),
             "bucc2018_gold_only": (bucc_gold_only, "f1")}
 
 
-def task_languages(task: str, benchmark: str = "xtreme-r") -> list[str]:
-  if task == "bucc2018_gold_only":
-    return list(BUCC_LANGS)
-  if task not in RETRIEVAL_TASKS:
-    raise ValueError(f"unknown retrieval task {task!r}: use {', '.join(RETRIEVAL_TASKS)}")
-  langs = scoring.TASK_LANGUAGES["xtreme"].get(task, [])
-  return langs + [l for l in scoring.TASK_LANGUAGES[benchmark].get(task, []) if l not in langs]
-
-
 def evaluate_retrieval(run, task: str, from_phase: str, *, languages=None, layer: int = 0,
                        layers=(), pooling: str = "mean", include_special: bool = True,
-                       out_dir, data=None, batch_size: int = 128) -> dict:
+                       max_length: int = 512, split: str = "test", out_dir, data=None,
+                       batch_size: int = 128) -> dict:
   """Scores ``task`` in each language from ``from_phase``'s encoder at ``layer`` (and every layer
-  of ``layers``, a sweep); writes the leaderboard files of ``layer`` under ``out_dir``."""
+  of ``layers``, a sweep), texts cut at ``max_length`` tokens; writes the leaderboard files of
+  ``layer`` under ``out_dir`` (test) or JSON predictions (dev)."""
   if task in ranking.RANKING_TASKS:  # Mewsli-X, LAReQA: a dual encoder's <s>, last layer
     return ranking.evaluate_phase(run, task, from_phase, languages=languages, out_dir=out_dir,
                                   data=data or run.data, batch_size=batch_size)
@@ -181,27 +133,34 @@ def evaluate_retrieval(run, task: str, from_phase: str, *, languages=None, layer
   layer = layer or min(n, n // 2 + 2)
   layers = list(range(n + 1)) if layers == "all" else list(layers)
   layers = sorted(set(layers) | {layer})
-  languages = list(languages or task_languages(task))
-  unknown = [l for l in languages if l not in task_languages(task)]
+  languages = list(languages or retrieval_languages(task))
+  unknown = [l for l in languages if l not in retrieval_languages(task)]
   if unknown:
     raise ValueError(f"unknown language(s) {unknown} for {task}: it has "
-                     f"{', '.join(task_languages(task))}")
+                     f"{', '.join(retrieval_languages(task))}")
   encoder = Encoder(run, from_phase, layers, pooling=pooling, include_special=include_special,
-                    batch_size=batch_size)
+                    max_length=max_length, batch_size=batch_size)
   fn, metric = _RUNNERS[task]
   per_layer = {l: {} for l in layers}
   for lang in languages:
-    for l, (predicted, scores) in fn(encoder, lang, data).items():
+    for l, (predicted, scores) in fn(encoder, lang, data, split).items():
       per_layer[l][lang] = scores if isinstance(scores, dict) else {metric: scores}
       if l == layer and jax.process_index() == 0 and task != "bucc2018_gold_only":
-        scoring.write_predictions(task, lang, predicted, out_dir / "predictions")
+        if split == "test":
+          scoring.write_predictions(task, lang, predicted, out_dir / "predictions")
+        else:
+          folder = epath.Path(out_dir) / "predictions" / task
+          folder.mkdir(parents=True, exist_ok=True)
+          (folder / f"{split}-{lang}.json").write_text(json.dumps(predicted) + "\n")
   metrics = {m: {lang: per_layer[layer][lang][m] for lang in languages}
              for m in per_layer[layer][languages[0]]}
   by_layer = {str(l): {f"avg_{metric}": float(np.mean([v[metric] for v in per_layer[l].values()])),
                        metric: {lang: v[metric] for lang, v in per_layer[l].items()}}
               for l in layers}
-  return {"task": task, "from_phase": from_phase, "languages": languages, "layer": layer,
-          "pooling": pooling, "include_special": include_special, "metrics": metrics,
+  return {"task": task, "split": split, "from_phase": from_phase, "languages": languages,
+          "layer": layer, "pooling": pooling, "include_special": include_special,
+          "max_length": encoder.max_length, "bucc_duplicates": data.bucc_duplicates,
+          "metrics": metrics,
           **{f"avg_{m}": float(np.mean(list(v.values()))) for m, v in metrics.items()},
           "layers": by_layer}
 
@@ -219,31 +178,13 @@ def layer_table(result: dict) -> str:
   return "\n".join(lines)
 
 
-def run_phase(run, name: str, phase) -> dict:
-  """A ``retrieval`` phase: ``task`` from ``from_phase`` (``languages``, ``layer``, ``layers``,
-  ``pooling``, ``include_special`` as in `evaluate_retrieval`)."""
-  from xtjax.evaluate import write_results
-  from xtjax.train import phase_settings
-  _, train, data = phase_settings(run, phase)
-  result = evaluate_retrieval(
-      run, phase.task, phase.from_phase, languages=phase.get("languages"),
-      layer=phase.get("layer", 0), layers=phase.get("layers", ()),
-      pooling=phase.get("pooling", "mean"), include_special=phase.get("include_special", True),
-      out_dir=run.dir / name, data=data, batch_size=train.eval_batch_size)
-  write_results(run.dir / name, [result], f"{phase.task} from phase {phase.from_phase}, "
-                f"layer {result['layer']} ({result['pooling']} pooling)")
-  if jax.process_index() == 0:
-    print(layer_table(result) + "\n")
-  return result
-
-
 def default_phase(run, task: str) -> str:
   """Where a retrieval task reads its encoder when no phase is named: Mewsli-X and LAReQA their
   dual-encoder phase; the others the intermediate model if the run has one (the paper's
   setting), else the pretrained encoder."""
-  phases = run.config.phases
+  phases = run.phases
   if task in ranking.RANKING_TASKS:
-    dual = [n for n in phases if phases[n].kind == "dual_encoder" and phases[n].task == task]
+    dual = [n for n, p in phases.items() if p.kind == "dual_encoder" and p.task == task]
     if not dual:
       raise ValueError(f"{task} needs a dual_encoder phase with task={task!r} in {run.dir}: add "
                        "one (configs/xtreme/targets.py:large,xtreme-r has it) or pass --from-phase")
@@ -255,18 +196,15 @@ def evaluate_phases(run, tasks, phases=None, *, layers="all", benchmark: str = "
   """Each retrieval task from each phase (default: every finished phase with an encoder), with
   a layer sweep; results under ``run_dir/retrieval-<phase>``, per-layer tables printed. The
   languages are the benchmark's, or the config's ``retrieval_languages[task]`` if it has them."""
-  from xtjax.evaluate import write_results
-  from xtjax.train import phase_order
   if phases is None:
-    phases = [n for n in phase_order(run.config)
-              if run.config.phases[n].kind in ("pretrained", "train", "dual_encoder")
-              and run.result(n)]
+    phases = [n for n, p in run.phases.items()
+              if p.kind in ("pretrained", "train", "dual_encoder") and run.result(n)]
   results = []
   for phase in phases:
     out_dir = run.dir / f"retrieval-{phase}"
     own = run.config.get("retrieval_languages") or {}
     done = [evaluate_retrieval(run, task, phase, layers=layers, out_dir=out_dir,
-                               languages=own.get(task) or task_languages(task, benchmark))
+                               languages=own.get(task) or retrieval_languages(task, benchmark))
             for task in tasks]
     write_results(out_dir, done, f"Retrieval from phase {phase}")
     if jax.process_index() == 0:

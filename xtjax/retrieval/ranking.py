@@ -30,7 +30,9 @@ import jax
 import numpy as np
 
 from xtjax import scoring
+from xtjax.data import utf8
 from xtjax.metrics import lareqa_map, mewslix_map
+from xtjax.retrieval.encoder import Encoder
 from xtjax.retrieval.search import knn
 
 MEWSLIX_LANGUAGES = ("ar", "de", "en", "es", "fa", "ja", "pl", "ro", "ta", "tr", "uk")
@@ -110,10 +112,9 @@ def mewslix_file(data_dir, name: str) -> Path:
 
 
 def _jsonl(path: Path) -> Iterator[dict]:
-  with open(path, encoding="utf-8") as f:
-    for line in f:
-      if line.strip():
-        yield json.loads(line)
+  for line in utf8.read_lines(path):
+    if line.strip():
+      yield json.loads(line)
 
 
 def read_mewslix(data_dir, split: str = "test", languages=None) -> Ranking:
@@ -339,12 +340,12 @@ def evaluate_phase(run, task: str, from_phase: str, *, languages=None, out_dir, 
   """``task`` scored from ``from_phase``'s encoder (<s> of the last layer), test predictions
   written under ``out_dir/predictions``; the result has `evaluate_retrieval`'s layout.
   ``lower_case`` defaults to what the phase was fine-tuned with (else True, as upstream)."""
-  from xtjax.retrieval.evaluate import Encoder
   if task not in RANKING_TASKS:
     raise ValueError(f"unknown ranking task {task!r}: use {', '.join(RANKING_TASKS)}")
   data = data or run.data
   if lower_case is None:
-    lower_case = (run.result(from_phase) or {}).get("lower_case", True)
+    done = run.result(from_phase)
+    lower_case = done.details.get("lower_case", True) if done else True
   layer = run.model_cfg.num_hidden_layers
   encoder = Encoder(run, from_phase, [layer], pooling="cls", batch_size=batch_size)
   q_len, c_len = MAX_LENGTHS[task]

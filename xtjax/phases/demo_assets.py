@@ -12,10 +12,18 @@ import jax
 from etils import epath
 
 from xtjax.data import synthetic
-from xtjax.models.heads import TaskModel
+from xtjax.data.tasks import TATOEBA_CODES
+from xtjax.models.heads import MaskedLMHead, TaskModel
 from xtjax.models.loading import save_hf
 from xtjax.models.xlmr import XLMRConfig
 from xtjax.params import Model
+from xtjax.phase_config import DemoAssetsPhase
+from xtjax.run import PhaseResult, Run
+
+
+def run_phase(run: Run, phase: DemoAssetsPhase) -> PhaseResult:
+  """Writes the assets the demo config's other phases read (``config.demo`` sizes them)."""
+  return PhaseResult(phase.name, phase.kind, details=prepare(run.dir, run.config.demo))
 
 
 def prepare(run_dir, spec) -> dict:
@@ -28,7 +36,6 @@ def prepare(run_dir, spec) -> dict:
   xnli = datasets.load_dataset(str(assets / "hub" / "google" / "xtreme"), "XNLI", split="validation")
   mnli = datasets.load_dataset(str(assets / "hub" / "nyu-mll" / "glue"), "mnli", split="train")
   texts = list(xnli["sentence1"]) + list(xnli["sentence2"]) + list(mnli["premise"])
-  from xtjax.retrieval.evaluate import TATOEBA_CODES
   retrieval = synthetic.write_retrieval_data(assets / "hub", assets / "bucc",
                                              languages=tuple(spec.languages),
                                              tatoeba_codes=TATOEBA_CODES, seed=spec.seed)
@@ -49,7 +56,7 @@ def write_model(texts, out_dir, spec) -> XLMRConfig:
                    max_position_embeddings=spec.max_positions + 2,
                    hidden_dropout_prob=spec.dropout, attention_probs_dropout_prob=spec.dropout,
                    pre_layer_norm=spec.pre_layer_norm)
-  model = Model.create(lambda rngs: TaskModel(cfg, {"mlm": ("masked_lm", 0)}, rngs=rngs))
+  model = Model.create(lambda rngs: TaskModel(cfg, {"mlm": (MaskedLMHead, 0)}, rngs=rngs))
   params = jax.jit(model.init)(jax.random.key(spec.seed))
   save_hf(out_dir, params, cfg, {"mlm": "masked_lm"})
   return cfg

@@ -1,4 +1,4 @@
-"""Rows of a task kind -> fixed-shape model features (numpy), and batches of them.
+"""Model features (numpy arrays, one row per model input) -> batches.
 
 Training batches come from a checkpointable grain iterator that shuffles anew each epoch and gives
 each JAX process its own rows. Evaluation batches cover every feature exactly once, grouped into a
@@ -8,73 +8,34 @@ small set of length buckets (one compiled shape per bucket) and padded with mask
 
 from __future__ import annotations
 
-import logging
-
-import datasets
 import grain
 import jax
 import numpy as np
 
-from xtjax.data import qa, tagging
-
-log = logging.getLogger(__name__)
-
-TARGETS = {"classification": ("label",), "multiple_choice": ("label",),
-           "token_classification": ("labels",), "masked_lm": ("labels",),
-           "question_answering": ("start_position", "end_position")}
-TOKEN_LEVEL = ("token_classification", "question_answering")
+INPUTS = ("input_ids", "attention_mask")
 
 
-def encode(rows: datasets.Dataset, kind: str, tokenizer, max_length: int, *, training: bool,
-           pair: bool = True, stride: int = 128) -> dict[str, np.ndarray]:
-  """Model features for ``rows`` (fields of `xtjax.data.rows`), padded to ``max_length``."""
-  rows = rows[:] if isinstance(rows, datasets.Dataset) else rows  # columns as lists
-  if kind == "classification":
-    enc = tokenizer(rows["text_a"], rows["text_b"] if pair else None, truncation=True,
-                    max_length=max_length, padding="max_length", return_tensors="np")
-    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-            "label": np.asarray(rows["label"])}
-  if kind == "multiple_choice":
-    n = len(rows["choices"][0]) if rows["choices"] else 0
-    firsts = [f"{p} {q}".strip() for p, q in zip(rows["premise"], rows["question"]) for _ in range(n)]
-    seconds = [c for choices in rows["choices"] for c in choices]
-    enc = tokenizer(firsts, seconds, truncation=True, max_length=max_length,
-                    padding="max_length", return_tensors="np")
-    return {"input_ids": enc["input_ids"].reshape(len(rows["label"]), n, -1),
-            "attention_mask": enc["attention_mask"].reshape(len(rows["label"]), n, -1),
-            "label": np.asarray(rows["label"])}
-  if kind == "token_classification":
-    return tagging.encode(rows["tokens"], rows["tags"], tokenizer, max_length)
-  if kind == "question_answering":
-    make = qa.train_features if training else qa.eval_features
-    try:
-      return make(rows, tokenizer, max_length=max_length, stride=stride)
-    except ValueError as e:
-      if "stride" not in str(e):
-        raise
-      raise ValueError(f"data.doc_stride {stride} leaves no room for the context at "
-                       f"data.max_length {max_length}: use max_length 384 with stride 128 "
-                       "(XTREME), or a smaller stride") from None
-  if kind == "masked_lm":  # packed text; masked anew each epoch by `xtjax.data.mlm.MaskTokens`
-    from xtjax.data.mlm import mlm_features
-    return mlm_features(rows["text"], tokenizer, max_length)
-  raise ValueError(f"no features for task kind {kind!r}")
-
-
-def model_keys(kind: str, features: dict) -> tuple[str, ...]:
-  """The feature arrays that go to the device: inputs, and targets when present."""
-  return ("input_ids", "attention_mask") + tuple(k for k in TARGETS[kind] if k in features)
+def model_keys(targets, features: dict) -> tuple[str, ...]:
+  """The feature arrays that go to the device: inputs, and those of ``targets`` present."""
+  return INPUTS + tuple(k for k in targets if k in features)
 
 
 def num_rows(features: dict) -> int:
   return len(features["input_ids"])
 
 
+def _device_dtype(array: np.ndarray) -> np.ndarray:
+  """int32 for integer features, float32 for real-valued ones (regression targets)."""
+  array = np.asarray(array)
+  return array.astype(np.float32 if np.issubdtype(array.dtype, np.floating) else np.int32,
+                      copy=False)
+
+
 class _Rows:
   """Row access to a dict of equally long arrays, as grain's MapDataset.source expects."""
 
   def __init__(self, features: dict, keys):
-    self.arrays = {k: np.asarray(features[k]).astype(np.int32, copy=False) for k in keys}
+    self.arrays = {k: _device_dtype(features[k]) for k in keys}
 
   def __len__(self):
     return len(self.arrays["input_ids"])
@@ -152,10 +113,10 @@ def eval_batches(features: dict, keys, global_batch_size: int, buckets):
       mine = chunk[index * local:(index + 1) * local]
       batch = {}
       for k in keys:
-        value = np.asarray(features[k])[mine]
+        value = _device_dtype(np.asarray(features[k])[mine])
         if k in ("input_ids", "attention_mask", "labels"):
           value = value[..., :length]
-        fill = np.full((local,) + value.shape[1:], 1 if k == "input_ids" else 0, np.int32)
+        fill = np.full((local,) + value.shape[1:], 1 if k == "input_ids" else 0, value.dtype)
         fill[:len(mine)] = value
         batch[k] = fill
       batch["example_mask"] = (np.arange(local) < len(mine)).astype(np.int32)
