@@ -8,6 +8,7 @@ pretrained conversion they start from); ``eval`` only its evaluation phases.
 models a finished run trained on every language of the benchmark, with leaderboard files.
 ``xtjax score --predictions DIR --labels DIR --benchmark B`` scores such files like the official
 ``evaluate.py``; ``xtjax export-labels --benchmark B --out DIR`` writes the gold label folder.
+``xtjax align``, ``bench`` and ``crosslingual`` analyse trained runs (`xtjax.analysis`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 from absl import flags
 
 from xtjax import labels, scoring, sweep
+from xtjax.analysis import align, bench, crosslingual
 from xtjax.cmdline import configure_jax, innermost, parse_config
 from xtjax.data.tasks import RETRIEVAL_TASKS
 from xtjax.diskspace import DiskFullError
@@ -39,7 +41,16 @@ COMMANDS = {
     "sweep": "run an intermediate x target sweep, one run dir per intermediate setting "
              "(--config, --dry-run, --shard I/N)",
     "report": "write the table, CSV and heatmap of a sweep against its baseline (--sweep DIR)",
+    "align": "cross-lingual alignment per layer and its retention (--checkpoints RUN[:phase],... "
+             "--pairs tatoeba|xnli|FILE)",
+    "bench": "inference latency, throughput and tokenizer fertility per language (--checkpoint "
+             "RUN[:phase] --tasks ...)",
+    "crosslingual": "XNLI/PAWS-X with the two sentences of a pair in different languages: a "
+                    "language x language matrix (--checkpoint RUN[:phase] --tasks xnli,pawsx)",
 }
+# Commands with argparse flags of their own (everything after the command word).
+ANALYSIS = {"align": align.main_align, "bench": bench.main_bench,
+            "crosslingual": crosslingual.main_crosslingual}
 USAGE = "usage: xtjax {" + ",".join(COMMANDS) + "} --config FILE[:ARG] [--config.KEY=VALUE ...]\n" + \
     "".join(f"  {k:13s} {v}\n" for k, v in COMMANDS.items())
 
@@ -53,6 +64,9 @@ def main(argv=None) -> int:
   command = argv.pop(1)
   if command in ("sweep", "report"):
     return (sweep.main_sweep if command == "sweep" else sweep.main_report)(argv[1:])
+  if command in ANALYSIS:
+    configure_jax()
+    return ANALYSIS[command](argv[1:])
   if command in ("score", "export-labels") or (command == "eval" and "--checkpoint" in " ".join(argv)):
     return _files_command(command, argv[1:])
 
@@ -113,6 +127,9 @@ def _parser(command: str):
     p.add_argument("--tasks", required=True, help="comma-separated tasks, e.g. xnli,pawsx,tatoeba")
     p.add_argument("--from-phase", default=None,
                    help="the phase whose encoder retrieval tasks read (default: intermediate)")
+    p.add_argument("--cross-lingual", action="store_true",
+                   help="XNLI/PAWS-X with the pair's sentences in different languages (as xtjax "
+                        "crosslingual)")
   if command == "score":
     p.add_argument("--predictions", required=True, help="folder of <task>/test-<lang>.<ext>")
     p.add_argument("--labels", required=True, help="gold folder in the same layout")
@@ -139,6 +156,10 @@ def _files_command(command: str, argv: list[str]) -> int:
       labels.export_labels(args.benchmark, args.out, tasks or None, source=args.source,
                     hub_mirror=args.hub_mirror, tfds_data_dir=args.tfds_data_dir,
                     ud_dir=args.ud_dir)
+    elif args.cross_lingual:
+      configure_jax()
+      return crosslingual.main_crosslingual(["--checkpoint", args.checkpoint, "--tasks",
+                                             args.tasks])
     else:
       configure_jax()
       evaluate_checkpoint(Run.from_dir(args.checkpoint), tasks, args.benchmark, args.from_phase)
