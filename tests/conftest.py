@@ -1,12 +1,18 @@
 """Eight simulated CPU devices for every test (set before JAX initialises), and shared fixtures."""
 
 import os
+import tempfile
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                            " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Compiled programs are reused across tests and the subprocesses they start (identical programs
+# recur: tiny demo models, evaluation buckets); a cold cache only costs the writes.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), f"xtjax-tests-jax-cache-{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
 
@@ -31,3 +37,14 @@ def intermediate_assets(xtreme_assets):
   root = pathlib.Path(hub).parent
   hub_fixtures.write_intermediate_mirror(root)
   return dict(hub=hub, model=model, ccgbank=str(root / "ccgbank"), mlm=str(root / "mlm"))
+
+
+# Fixtures that train a model or write every task's hub fixtures: their tests are the slow tier.
+SLOW_FIXTURES = {"xtreme_assets", "intermediate_assets", "finished", "finished_run", "demo_sweep",
+                 "xtreme_run"}
+
+
+def pytest_collection_modifyitems(items):
+  for item in items:
+    if SLOW_FIXTURES & set(item.fixturenames):
+      item.add_marker(pytest.mark.slow)

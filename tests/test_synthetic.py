@@ -12,7 +12,10 @@ LANGS = ("en", "de", "ru")
 
 
 def _load(root, repo, config, split):
-  return datasets.load_dataset(str(root / repo), config, split=split)
+  """Through datasets itself (a cache of this session's own: datasets keys the cache of a local
+  folder on its name, so an older session's could be served)."""
+  return datasets.load_dataset(str(root / repo), config, split=split,
+                               cache_dir=str(root / ".hf_cache"))
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,8 @@ def test_configs_share_one_readme(tmp_path):
     synthetic.write_hub_config(tmp_path, config, {
         "test": datasets.Dataset.from_dict({"x": [config]}, features=feats)})
   for config in ("one", "two"):
-    assert datasets.load_dataset(str(tmp_path), config, split="test")["x"] == [config]
+    assert datasets.load_dataset(str(tmp_path), config, split="test",
+                                 cache_dir=str(tmp_path / ".hf_cache"))["x"] == [config]
 
 
 def test_unknown_language_is_refused(tmp_path):

@@ -1,32 +1,30 @@
-"""Hub datasets, and local mirrors of them with an Arrow cache that follows the files' content.
+"""Hub datasets, and local mirrors of them read straight from their files.
 
-datasets keys the cache of a local dataset directory on its README metadata and folder name, so an
-edited Parquet file is served stale from the cache, and removed rows fail with
-NonMatchingSplitsSizesError. `load_hub_dataset` gives each content of a mirror config its own
-cache, named by a fingerprint of the bytes of README.md and of the config's data files (a file is
-hashed again only when its size, mtime, ctime or inode changed); before a new cache is built, the
-row counts README.md records are checked against the files and every string against UTF-8, each
-error one line naming the file and the fix. Caches of older contents of the same config are
-removed.
+A mirror directory is laid out like a hub dataset repo: README.md lists each config's data files
+(``configs``) and their row counts (``dataset_info``), the files are Parquet with datasets'
+feature metadata. `load_hub_dataset` reads a mirror config's files with pyarrow into an in-memory
+`datasets.Dataset` on every call, so an edited file is always seen (datasets' own cache keys a
+local directory on its README and folder name, and served edits stale). Before a file is used, its
+strings are checked for UTF-8 and the row counts README.md records are checked against the
+files; each error is one line naming the file and the fix. README.md is parsed once per content
+(with libyaml): a mirror of google/xtreme lists 183 configs, and datasets parsed it twice per load.
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
-import json
 import os
-import re
-import shutil
-import uuid
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from xtjax.data import utf8
 
-HASHES = "hashes.json"
-CHECKED = "xtjax_checked"  # written into a cache once its files passed the checks
+_YAML = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_READMES: dict[tuple, dict] = {}  # file identity -> parsed README.md metadata
+_CHECKED: set[tuple] = set()  # identities of Parquet files whose strings are valid UTF-8
 
 
 def _first_line(e: BaseException) -> str:
@@ -50,90 +48,89 @@ def load_hub_dataset(path: str, config: str | None, split: str,
                             "HF_DATASETS_OFFLINE, or set data.hub_mirror)") from e
 
 
-def _root() -> str:
-  return os.path.join(str(datasets.config.HF_DATASETS_CACHE), "xtjax_mirrors")
+def _identity(path: str) -> tuple:
+  """Changes whenever the file is rewritten, even with its size and mtime restored (ctime)."""
+  st = os.stat(path)
+  return (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def _file_hashes(paths: list[str]) -> dict[str, str]:
-  """sha256 of each file, remembered in the cache by (size, mtime, ctime, inode)."""
-  memo_path = os.path.join(_root(), HASHES)
-  try:
-    with open(memo_path) as f:
-      memo = json.load(f)
-  except (OSError, ValueError):
-    memo = {}
-  out, changed = {}, False
-  for path in paths:
-    st = os.stat(path)
-    key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-    entry = memo.get(path)
-    if entry is None or entry[0] != key:
-      with open(path, "rb") as f:
-        entry = memo[path] = [key, hashlib.file_digest(f, "sha256").hexdigest()]
-      changed = True
-    out[path] = entry[1]
-  if changed:
-    os.makedirs(_root(), exist_ok=True)
-    tmp = f"{memo_path}.{uuid.uuid4().hex}"
-    with open(tmp, "w") as f:
-      json.dump(memo, f)
-    os.replace(tmp, memo_path)
-  return out
-
-
-def _fingerprint(path: str, config: str | None, files: dict[str, list[str]]) -> str:
+def _readme(path: str) -> dict:
+  """The YAML metadata of ``path``/README.md ({} without one)."""
   readme = os.path.join(path, "README.md")
-  listed = [("readme", readme)] if os.path.exists(readme) else []
-  listed += [(split, f) for split in sorted(files) for f in files[split]]
-  hashes = _file_hashes([f for _, f in listed])
-  parts = [str(config)] + [f"{key}:{os.path.relpath(f, path)}={hashes[f]}" for key, f in listed]
-  return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+  if not os.path.exists(readme):
+    return {}
+  key = _identity(readme)
+  if key not in _READMES:
+    with open(readme, encoding="utf-8") as f:
+      parts = f.read().split("---")
+    _READMES[key] = (yaml.load(parts[1], Loader=_YAML) or {}) if len(parts) > 2 else {}
+  return _READMES[key]
 
 
-def _check_files(path: str, where: str, builder, files: dict[str, list[str]]) -> None:
-  """Row counts recorded in README.md match the Parquet files, and their strings are UTF-8."""
-  recorded = builder.info.splits or {}
-  for split, names in files.items():
-    parquet = [f for f in names if f.endswith(".parquet")]
-    for f in parquet:
-      utf8.check_parquet(f)
-    if split in recorded and len(parquet) == len(names):
-      found = sum(pq.ParquetFile(f).metadata.num_rows for f in parquet)
-      expected = recorded[split].num_examples
-      if expected and found != expected:
-        shown = ", ".join(os.path.relpath(f, path) for f in parquet[:3])
-        raise ValueError(
-            f"{where}: README.md records {expected} rows for split {split} but its files have "
-            f"{found} ({shown}{' ...' if len(parquet) > 3 else ''}): the files changed after "
-            "README.md was written; update num_examples under dataset_info in README.md (or "
-            "delete that entry), or restore the files")
+def _data_files(path: str, config: str | None, meta: dict) -> dict[str, list[str]]:
+  """{split: files} of ``config``: README.md's ``configs`` entry, else the hub's Parquet
+  conversion layout ``<config>/<split>/*.parquet``."""
+  name = config or "default"
+  for entry in meta.get("configs", []):
+    if entry.get("config_name") == name:
+      files = entry.get("data_files", [])
+      files = [files] if isinstance(files, (str, dict)) else files
+      out = {}
+      for item in files:
+        item = item if isinstance(item, dict) else {"split": "train", "path": item}
+        patterns = item["path"] if isinstance(item["path"], list) else [item["path"]]
+        out[item["split"]] = sorted(f for p in patterns
+                                    for f in glob.glob(os.path.join(glob.escape(path), p)))
+      return out
+  return {os.path.basename(d): sorted(glob.glob(os.path.join(glob.escape(d), "*.parquet")))
+          for d in sorted(glob.glob(os.path.join(glob.escape(path), glob.escape(name), "*")))
+          if os.path.isdir(d)}
+
+
+def _recorded_rows(meta: dict, config: str | None, split: str) -> int | None:
+  for info in meta.get("dataset_info", []) if isinstance(meta.get("dataset_info"), list) else [
+      meta.get("dataset_info") or {}]:
+    if info.get("config_name", "default") == (config or "default"):
+      for entry in info.get("splits", []):
+        if entry.get("name") == split:
+          return entry.get("num_examples")
+  return None
+
+
+def _read(file: str) -> pa.Table:
+  key = _identity(file)
+  if key not in _CHECKED:
+    utf8.check_parquet(file)
+    _CHECKED.add(key)
+  return pq.read_table(file)
 
 
 def _load_mirror(path: str, config: str | None, split: str) -> datasets.Dataset:
   path = os.path.abspath(path)
   where = f"hub mirror {path} (config {config or 'default'})"
-  try:
-    builder = datasets.load_dataset_builder(path, config)
-  except Exception as e:
-    raise FileNotFoundError(f"cannot read {where}: {_first_line(e)}; the mirror needs the hub "
-                            "layout (<config>/<split>-*.parquet and README.md)") from e
-  files = {s: list(f) for s, f in (builder.config.data_files or {}).items()}
+  meta = _readme(path)
+  files = _data_files(path, config, meta)
+  if not files:
+    known = [e.get("config_name") for e in meta.get("configs", [])]
+    raise FileNotFoundError(f"{where} has no data: the mirror needs the hub layout "
+                            f"(README.md configs, <config>/<split>-*.parquet); it has configs "
+                            f"{', '.join(map(str, known)) or 'none'}")
   if split not in files:
     raise ValueError(f"{where} has no split {split!r}: it has {', '.join(files) or 'none'}")
-  name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{os.path.basename(path)}-{config or 'default'}")
-  slug = f"{name}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
-  cache = os.path.join(_root(), f"{slug}-{_fingerprint(path, config, files)[:16]}")
-  fresh = not os.path.exists(os.path.join(cache, CHECKED))
-  if fresh:
-    _check_files(path, where, builder, files)
+  if not files[split]:
+    raise FileNotFoundError(f"{where}: split {split} lists no existing files; restore them")
+  tables = [_read(f) for f in files[split]]
+  found = sum(t.num_rows for t in tables)
+  expected = _recorded_rows(meta, config, split)
+  if expected and found != expected:
+    shown = ", ".join(os.path.relpath(f, path) for f in files[split][:3])
+    raise ValueError(
+        f"{where}: README.md records {expected} rows for split {split} but its files have "
+        f"{found} ({shown}{' ...' if len(files[split]) > 3 else ''}): the files changed after "
+        "README.md was written; update num_examples under dataset_info in README.md (or delete "
+        "that entry), or restore the files")
   try:
-    ds = datasets.load_dataset(path, config, split=split, cache_dir=cache)
-  except (datasets.exceptions.SplitsVerificationError, UnicodeDecodeError) as e:
-    raise ValueError(f"{where}: {_first_line(e)}; the files do not match README.md or are not "
-                     "UTF-8: fix the files or the dataset_info entry of README.md") from e
-  if fresh:
-    open(os.path.join(cache, CHECKED), "w").close()
-    for old in glob.glob(os.path.join(glob.escape(_root()), f"{glob.escape(slug)}-*")):
-      if old != cache:
-        shutil.rmtree(old, ignore_errors=True)
-  return ds
+    return datasets.Dataset(pa.concat_tables(tables, promote_options="default"))
+  except (pa.ArrowInvalid, ValueError) as e:
+    raise ValueError(f"{where}: the files of split {split} do not fit together "
+                     f"({_first_line(e)}): rewrite them with one schema") from e

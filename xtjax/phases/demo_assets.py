@@ -1,5 +1,8 @@
 """Offline demo assets: generated multilingual NLI data in the hub layouts, a tokenizer trained on
 it, and a tiny random-init XLM-R saved in the Hugging Face layout (the demo's "pretrained" model).
+``config.demo.translate_train`` adds the MNLI train set rendered in every language (the layout of
+XNLI-MT on the hub, ``facebook/xnli``), ``config.demo.mlm_texts`` that many monolingual lines per
+language under ``assets/text`` (for the mlm task).
 
 Written by the ``demo_assets`` phase of ``configs/demo.py`` under ``run_dir/assets``, so the rest
 of the run goes through exactly the code paths of a real run.
@@ -7,11 +10,11 @@ of the run goes through exactly the code paths of a real run.
 
 from __future__ import annotations
 
-import datasets
 import jax
 from etils import epath
 
 from xtjax.data import synthetic
+from xtjax.data.hub import load_hub_dataset
 from xtjax.data.tasks import TATOEBA_CODES
 from xtjax.models.heads import MaskedLMHead, TaskModel
 from xtjax.models.loading import save_hf
@@ -31,17 +34,22 @@ def prepare(run_dir, spec) -> dict:
   assets = epath.Path(run_dir) / "assets"
   info = synthetic.write_nli_mirror(assets / "hub", languages=tuple(spec.languages),
                                     n_train=spec.n_train, n_dev=spec.n_dev, n_test=spec.n_test,
-                                    max_facts=spec.max_facts, seed=spec.seed)
+                                    max_facts=spec.max_facts, seed=spec.seed,
+                                    translate=bool(spec.get("translate_train", False)))
+  texts_written = {}
+  if spec.get("mlm_texts", 0):
+    texts_written = synthetic.write_texts(assets / "text", languages=tuple(spec.languages),
+                                          n=spec.mlm_texts, seed=spec.seed)
   # Like XLM-R's sentencepiece model, the tokenizer is trained on text of every language.
-  xnli = datasets.load_dataset(str(assets / "hub" / "google" / "xtreme"), "XNLI", split="validation")
-  mnli = datasets.load_dataset(str(assets / "hub" / "nyu-mll" / "glue"), "mnli", split="train")
+  xnli = load_hub_dataset(str(assets / "hub" / "google" / "xtreme"), "XNLI", "validation")
+  mnli = load_hub_dataset(str(assets / "hub" / "nyu-mll" / "glue"), "mnli", "train")
   texts = list(xnli["sentence1"]) + list(xnli["sentence2"]) + list(mnli["premise"])
   retrieval = synthetic.write_retrieval_data(assets / "hub", assets / "bucc",
                                              languages=tuple(spec.languages),
                                              tatoeba_codes=TATOEBA_CODES, seed=spec.seed)
   cfg = write_model(texts, assets / "model", spec)
   return {"assets": str(assets), "vocab_size": cfg.vocab_size, "languages": list(info["languages"]),
-          "retrieval": retrieval,
+          "retrieval": retrieval, "translations": info["translations"], "texts": texts_written,
           "model": {k: getattr(cfg, k) for k in ("hidden_size", "num_hidden_layers",
                                                  "num_attention_heads", "vocab_size")}}
 
