@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.core.spmd
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 EMBED, VOCAB, HEADS, MLP, NORM, POS, KV = "embed", "vocab", "heads", "mlp", "norm", "pos", "kv"
+BATCH = "batch"  # activations only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,18 +68,62 @@ class EncoderOutput:
   hidden_states: tuple[jax.Array, ...] | None = None
 
 
+def threefry2x32(key: tuple, x: tuple) -> tuple:
+  """The Threefry-2x32 hash (20 rounds, as `jax.random`), unrolled: XLA fuses it into one loop on
+  every backend, where JAX's CPU lowering runs it as a loop over materialised arrays."""
+  ks = (key[0], key[1], key[0] ^ key[1] ^ np.uint32(0x1BD11BDA))
+  x0, x1 = x[0] + ks[0], x[1] + ks[1]
+  for i in range(5):
+    for r in ((13, 15, 26, 6), (17, 29, 16, 24))[i % 2]:
+      x0 = x0 + x1
+      x1 = x0 ^ ((x1 << np.uint32(r)) | (x1 >> np.uint32(32 - r)))
+    x0, x1 = x0 + ks[(i + 1) % 3], x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
+  return x0, x1
+
+
+def keep_mask(rng: jax.Array, shape: tuple, rate: float) -> jax.Array:
+  """Bernoulli(1 - rate) booleans of ``shape``: the unrolled Threefry of per-element counters,
+  keyed by a draw from ``rng`` (a drop probability exact to 2**-32). The counters keep the
+  leading (batch) axis, so a sharded batch generates its own part of the mask."""
+  seed = jax.random.bits(rng, (2,), jnp.uint32)
+  count, stride = jnp.zeros(shape, jnp.uint32), 1
+  for axis in reversed(range(1, len(shape))):
+    count += jax.lax.broadcasted_iota(jnp.uint32, shape, axis) * np.uint32(stride)
+    stride *= shape[axis]
+  hi, lo = threefry2x32((seed[0], seed[1]), (jax.lax.broadcasted_iota(jnp.uint32, shape, 0), count))
+  return (hi ^ lo) >= np.uint32(round(rate * 2 ** 32))
+
+
 def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
   """Inverted dropout; identity when ``rng`` is None (evaluation) or rate is 0."""
   if rng is None or rate == 0.0:
     return x
-  keep = jax.random.bernoulli(rng, 1.0 - rate, x.shape)
-  return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+  return jnp.where(keep_mask(rng, x.shape, rate), x / (1.0 - rate), 0).astype(x.dtype)
 
 
 def sub_rng(rng: jax.Array | None, *path: int) -> jax.Array | None:
   for i in path:
     rng = None if rng is None else jax.random.fold_in(rng, i)
   return rng
+
+
+def constrain(x: jax.Array, axes: tuple) -> jax.Array:
+  """Pins an activation's sharding by logical axis names under a mesh (`jax.set_mesh`) and
+  logical rules (`nnx.logical_axis_rules`, as `xtjax.sharding` rules); without them, XLA's
+  propagation decides. A mesh axis is used once (``batch`` before ``embed`` under fsdp)."""
+  rules, mesh = flax.core.spmd.get_logical_axis_rules(), jax.sharding.get_abstract_mesh()
+  if not rules or mesh.empty:
+    return x
+  rules, spec, used = dict(rules), [], set()
+  for dim, logical in zip(x.shape, axes):
+    target = rules.get(logical) if logical else None
+    names = (target,) if isinstance(target, str) else tuple(target or ())
+    names = tuple(a for a in names if mesh.shape.get(a, 1) > 1 and a not in used)
+    if dim % np.prod([mesh.shape[a] for a in names], dtype=int):
+      names = ()  # e.g. a batch smaller than the mesh: that dimension stays whole
+    used.update(names)
+    spec.append(names or None)
+  return jax.lax.with_sharding_constraint(x, P(*spec))
 
 
 def dense(cfg: XLMRConfig, n_in: int, n_out: int, axes: tuple, dtype, rngs: nnx.Rngs,
@@ -135,15 +183,34 @@ class SelfAttention(nnx.Module):
     self.value = dense(cfg, h, h, (EMBED, HEADS), dtype, rngs)
     self.output = dense(cfg, h, h, (HEADS, EMBED), dtype, rngs)
 
-  def __call__(self, x, mask_bias, rng):
-    cfg = self.cfg
-    split = lambda t: t.reshape(*t.shape[:-1], cfg.num_attention_heads, cfg.head_dim)
-    q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32) / jnp.sqrt(cfg.head_dim)
-    probs = jax.nn.softmax(scores + mask_bias, axis=-1)
-    probs = dropout(probs, cfg.attention_probs_dropout_prob, sub_rng(rng, 0)).astype(v.dtype)
-    ctx = jnp.einsum("bhqk,bkhd->bqhd", probs, v).reshape(x.shape)
-    return dropout(self.output(ctx), cfg.hidden_dropout_prob, sub_rng(rng, 1))
+  def qkv(self, x):
+    """Queries, keys and values from one matmul, each (batch, heads, length, head_dim)."""
+    parts = (self.query, self.key, self.value)
+    dtype = self.query.dtype
+    kernel = jnp.stack([p.kernel[...] for p in parts], 1).astype(dtype)  # (embed, 3, embed)
+    bias = jnp.stack([p.bias[...] for p in parts]).astype(dtype)
+    y = jnp.einsum("ble,etf->bltf", x.astype(dtype), kernel) + bias
+    y = y.reshape(*y.shape[:3], self.cfg.num_attention_heads, self.cfg.head_dim)
+    return tuple(constrain(y[:, :, i].transpose(0, 2, 1, 3), (BATCH, HEADS, None, None))
+                 for i in range(3))
+
+  def __call__(self, x, mask_bias, rng, prompts=None):
+    q, k, v = self.qkv(x)
+    if prompts is not None:  # (2, batch, heads, P, head_dim): attended before the real tokens
+      k = jnp.concatenate([prompts[0].astype(k.dtype), k], 2)
+      v = jnp.concatenate([prompts[1].astype(v.dtype), v], 2)
+    ctx = attend(q, k, v, mask_bias, self.cfg.attention_probs_dropout_prob, sub_rng(rng, 0))
+    return dropout(self.output(ctx.reshape(x.shape)), self.cfg.hidden_dropout_prob, sub_rng(rng, 1))
+
+
+def attend(q, k, v, mask_bias, rate: float, rng):
+  """Softmax attention of (batch, heads, length, head_dim) inputs -> (batch, length, heads,
+  head_dim); scores, mask and softmax in float32. Keys and values may be longer than queries
+  (prefixes), with ``mask_bias`` (batch, 1, 1, keys) additive."""
+  scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, preferred_element_type=jnp.float32)
+  probs = jax.nn.softmax(scores / np.sqrt(q.shape[-1]) + mask_bias, axis=-1)
+  probs = dropout(probs, rate, rng).astype(v.dtype)
+  return jnp.einsum("bhqk,bhkd->bqhd", probs, v)
 
 
 class Layer(nnx.Module):
@@ -158,22 +225,24 @@ class Layer(nnx.Module):
     self.ffn_norm = LayerNorm(cfg, rngs)
 
   def ffn(self, x, rng):
-    h = jax.nn.gelu(self.intermediate(x), approximate=False)
+    h = jax.nn.gelu(constrain(self.intermediate(x), (BATCH, None, MLP)), approximate=False)
     return dropout(self.output(h), self.cfg.hidden_dropout_prob, rng)
 
-  def __call__(self, x, mask_bias, rng):
+  def __call__(self, x, mask_bias, rng, prompts=None):
     if self.cfg.pre_layer_norm:
-      x = x + self.attention(self.attention_norm(x), mask_bias, sub_rng(rng, 0))
+      x = x + self.attention(self.attention_norm(x), mask_bias, sub_rng(rng, 0), prompts)
       return x + self.ffn(self.ffn_norm(x), sub_rng(rng, 1))
-    x = self.attention_norm(x + self.attention(x, mask_bias, sub_rng(rng, 0)))
+    x = self.attention_norm(x + self.attention(x, mask_bias, sub_rng(rng, 0), prompts))
     return self.ffn_norm(x + self.ffn(x, sub_rng(rng, 1)))
 
 
 class XLMREncoder(nnx.Module):
-  """The XLM-R body: ``model(input_ids, attention_mask)`` -> `EncoderOutput`."""
+  """The XLM-R body: ``model(input_ids, attention_mask)`` -> `EncoderOutput`. ``prefix(rngs)``
+  builds deep prompts (`xtjax.models.prefix.Prefix`) that every layer's attention also attends
+  to: the attention mask grows by their number, the real tokens keep their positions."""
 
   def __init__(self, cfg: XLMRConfig, *, dtype=jnp.float32, remat: bool = False,
-               rngs: nnx.Rngs):
+               prefix=None, rngs: nnx.Rngs):
     self.cfg = cfg
     self.remat = remat
     # Shardings are applied explicitly (xtjax.sharding), never eagerly at variable creation.
@@ -181,6 +250,7 @@ class XLMREncoder(nnx.Module):
       self.embeddings = Embeddings(cfg, dtype, rngs)
       self.layers = nnx.List([Layer(cfg, dtype, rngs) for _ in range(cfg.num_hidden_layers)])
       self.final_norm = LayerNorm(cfg, rngs) if cfg.pre_layer_norm else None
+      self.prefix = prefix(rngs) if prefix is not None else None
 
   def __call__(self, input_ids, attention_mask=None, *, rng=None,
                output_hidden_states: bool = False) -> EncoderOutput:
@@ -188,12 +258,37 @@ class XLMREncoder(nnx.Module):
       attention_mask = (input_ids != self.cfg.pad_token_id).astype(jnp.int32)
     mask_bias = jnp.where(attention_mask[:, None, None, :] > 0, 0.0,
                           jnp.finfo(jnp.float32).min).astype(jnp.float32)
-    x = self.embeddings(input_ids, sub_rng(rng, 0))
-    hidden = [x]
-    for i, layer in enumerate(self.layers):
-      call = nnx.remat(type(layer).__call__) if self.remat else type(layer).__call__
-      x = call(layer, x, mask_bias, sub_rng(rng, i + 1))
-      hidden.append(x)
+    prompts = None
+    if self.prefix is not None:  # (layers, 2, batch, heads, P, head_dim), never masked
+      prompts = self.prefix(input_ids.shape[0], sub_rng(rng, len(self.layers) + 1))
+      mask_bias = jnp.concatenate(
+          [jnp.zeros(mask_bias.shape[:3] + (prompts.shape[4],), mask_bias.dtype), mask_bias], -1)
+    x = constrain(self.embeddings(input_ids, sub_rng(rng, 0)), (BATCH, None, EMBED))
+    if self.remat:
+      hidden = [x, *self.scanned_layers(x, mask_bias, rng, prompts)]
+      x = hidden[-1]
+    else:
+      hidden = [x]
+      for i, layer in enumerate(self.layers):
+        layer_prompts = None if prompts is None else prompts[i]
+        x = constrain(layer(x, mask_bias, sub_rng(rng, i + 1), layer_prompts), (BATCH, None, EMBED))
+        hidden.append(x)
     if self.final_norm is not None:  # As Hugging Face, the last hidden state is normalised too.
       x = hidden[-1] = self.final_norm(x)
     return EncoderOutput(x, tuple(hidden) if output_hidden_states else None)
+
+  def scanned_layers(self, x, mask_bias, rng, prompts) -> list:
+    """The layers as one rematerialised `jax.lax.scan` over their stacked parameters: the
+    backward pass recomputes each layer, XLA compiles the layer once and holds one layer's
+    gathered (fsdp) weights at a time. Returns every layer's output."""
+    graphdef, _ = nnx.split(self.layers[0])
+    stacked = jax.tree.map(lambda *v: jnp.stack(v), *[nnx.state(layer) for layer in self.layers])
+
+    def body(x, inputs):
+      state, i, layer_prompts = inputs
+      layer = nnx.merge(graphdef, state)
+      x = constrain(layer(x, mask_bias, sub_rng(rng, i + 1), layer_prompts), (BATCH, None, EMBED))
+      return x, x
+
+    _, out = jax.lax.scan(jax.checkpoint(body), x, (stacked, jnp.arange(len(self.layers)), prompts))
+    return list(out)

@@ -1,0 +1,100 @@
+"""The encoder's building blocks that are written for speed: dropout masks from an unrolled
+Threefry, and attention over head-major queries, keys and values."""
+
+import jax
+import jax.extend.random as jex_random
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from xtjax.models.xlmr import attend, dropout, keep_mask, threefry2x32
+
+
+def test_threefry_is_jax_threefry():
+  key = jnp.array([0x12345678, 0x9ABCDEF0], jnp.uint32)
+  hi = jnp.arange(1000, dtype=jnp.uint32) * np.uint32(7919)
+  lo = jnp.arange(1000, dtype=jnp.uint32)
+  ours = jax.jit(threefry2x32)((key[0], key[1]), (hi, lo))
+  theirs = jex_random.threefry2x32_p.bind(key[0], key[1], hi, lo)
+  for a, b in zip(ours, theirs):
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_keep_mask_rate_and_independence(rate):
+  shape = (16, 8, 64, 61)  # an odd last axis, as attention probabilities over any length
+  mask = np.asarray(jax.jit(keep_mask, static_argnums=(1, 2))(jax.random.key(0), shape, rate))
+  assert mask.shape == shape and mask.dtype == bool
+  n = mask.size
+  assert abs(mask.mean() - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / n)
+  # Rows of the batch, heads and neighbouring positions are not copies of each other.
+  flat = mask.reshape(16, -1).astype(np.float64)
+  corr = np.corrcoef(flat)[np.triu_indices(16, 1)]
+  assert np.abs(corr).max() < 0.05
+  assert (mask[:, :, :, 1:] != mask[:, :, :, :-1]).mean() > 2 * rate * (1 - rate) - 0.01
+  # Deterministic in the key; another key gives another mask.
+  again = np.asarray(keep_mask(jax.random.key(0), shape, rate))
+  np.testing.assert_array_equal(mask, again)
+  assert (np.asarray(keep_mask(jax.random.key(1), shape, rate)) != mask).mean() > rate
+
+
+def test_dropout_scales_kept_values_and_is_identity_without_key():
+  x = jnp.ones((64, 128, 32))
+  y = np.asarray(dropout(x, 0.1, jax.random.key(3)))
+  assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.9)}
+  assert abs(y.mean() - 1.0) < 0.01
+  assert dropout(x, 0.1, None) is x and dropout(x, 0.0, jax.random.key(3)) is x
+  assert dropout(x.astype(jnp.bfloat16), 0.1, jax.random.key(3)).dtype == jnp.bfloat16
+
+
+def test_keep_mask_is_the_same_with_a_sharded_batch():
+  mesh = jax.make_mesh((8,), ("data",))
+  shape = (16, 8, 32, 32)
+  sharded = jax.jit(lambda k: keep_mask(k, shape, 0.1),
+                    out_shardings=NamedSharding(mesh, P("data")))(jax.random.key(5))
+  np.testing.assert_array_equal(sharded, keep_mask(jax.random.key(5), shape, 0.1))
+
+
+def test_attention_ignores_masked_extra_keys():
+  """Keys and values may be longer than the queries (prefixes); masked keys change nothing."""
+  rng = np.random.default_rng(0)
+  q, k, v = (jnp.asarray(rng.normal(size=(2, 4, 5, 8)), jnp.float32) for _ in range(3))
+  extra_k, extra_v = (jnp.asarray(rng.normal(size=(2, 4, 3, 8)), jnp.float32) for _ in range(2))
+  bias = jnp.zeros((2, 1, 1, 5))
+  masked = jnp.concatenate([jnp.full((2, 1, 1, 3), jnp.finfo(jnp.float32).min), bias], -1)
+  out = attend(q, k, v, bias, 0.0, None)
+  with_prefix = attend(q, jnp.concatenate([extra_k, k], 2), jnp.concatenate([extra_v, v], 2),
+                       masked, 0.0, None)
+  assert out.shape == (2, 5, 4, 8)
+  np.testing.assert_allclose(with_prefix, out, atol=1e-6)
+  probs = jax.nn.softmax(jnp.einsum("bhqd,bhkd->bhqk", q, k) / np.sqrt(8), -1)
+  np.testing.assert_allclose(out, jnp.einsum("bhqk,bhkd->bqhd", probs, v), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_remat_scans_layers_with_the_same_outputs_and_gradients():
+  from xtjax.models.xlmr import XLMRConfig, XLMREncoder
+  from xtjax.params import Model
+
+  cfg = XLMRConfig(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                   intermediate_size=37, max_position_embeddings=64)
+  ids = jnp.asarray(np.random.default_rng(0).integers(3, 99, (2, 11)))
+  mask = jnp.ones_like(ids).at[1, 7:].set(0)
+
+  def run(remat, params):
+    model = Model.create(lambda rngs: XLMREncoder(cfg, remat=remat, rngs=rngs))
+
+    def loss(p):  # dropout on: the same masks either way
+      out = model.bind(p)(ids, mask, rng=jax.random.key(3), output_hidden_states=True)
+      return sum((h ** 2).sum() for h in out.hidden_states), out.hidden_states
+    return jax.value_and_grad(loss, has_aux=True)(params)
+
+  params = Model.create(lambda rngs: XLMREncoder(cfg, rngs=rngs)).init(jax.random.key(0))
+  (_, plain), plain_grads = run(False, params)
+  (_, scanned), scanned_grads = run(True, params)
+  assert len(scanned) == len(plain) == 4
+  for a, b in zip(plain, scanned):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  for k in plain_grads:
+    np.testing.assert_allclose(plain_grads[k], scanned_grads[k], atol=1e-4, err_msg=k)
