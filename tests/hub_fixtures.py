@@ -131,6 +131,8 @@ def write_mirror(root, *, n_train=48, n_dev=12, n_test=6, seed=0) -> list[str]:
       rows = []
       for i, r in enumerate(keep(_tagged(l, rng, n_test, len(UD27_UPOS)))):
         n = len(r["tokens"])  # "_" tags are multi-word token lines, as in the hub's UD 2.7
+        if i == 0:
+          r["tags"][0] = UD27_UPOS.index("_")
         rows.append(dict(idx=f"{tb}-{i}", text=" ".join(r["tokens"]), tokens=r["tokens"],
                          lemmas=r["tokens"], upos=r["tags"],
                          **{k: ["_"] * n for k in ("xpos", "feats", "head", "deprel", "deps", "misc")}))

@@ -32,6 +32,7 @@ def finished(tmp_path_factory):
   return c.run_dir, run_all(c)
 
 
+@pytest.mark.slow
 def test_align_writes_tables_and_plots_and_agrees_with_tatoeba(finished, tmp_path):
   run_dir, _ = finished
   assert align.main_align(["--checkpoints", run_dir, "--pairs", "tatoeba",

@@ -1,11 +1,11 @@
 """The generalised cross-lingual pair builder: labels stay with their pairs, malformed positions
 are dropped in every language, non-parallel test sets are refused."""
 
-import datasets
 import pytest
 from ml_collections import ConfigDict
 
 from xtjax.analysis import crosslingual
+from xtjax.data.hub import load_hub_dataset
 from xtjax.data import synthetic
 from xtjax.data.tasks import NLI_LABELS, get_task
 
@@ -51,7 +51,7 @@ def test_parallel_xnli_in_the_hub_schema(tmp_path):
   data = ConfigDict(dict(hub_mirror=str(tmp_path)))
   task = get_task("xnli")
   columns, dropped = crosslingual.load_parallel(task, languages, data)
-  test = datasets.load_dataset(str(tmp_path / "google" / "xtreme"), "XNLI", split="test")
+  test = load_hub_dataset(str(tmp_path / "google" / "xtreme"), "XNLI", "test")
   by_lang = {l: test.filter(lambda r: r["language"] == l) for l in languages}
   assert dropped == 0
   pairs = crosslingual.cross_pairs(columns, "zh", "de")
@@ -59,8 +59,7 @@ def test_parallel_xnli_in_the_hub_schema(tmp_path):
   assert pairs["text_b"] == by_lang["de"]["sentence2"]
   assert [NLI_LABELS[i] for i in pairs["label"]] == by_lang["en"]["gold_label"]
   dev, _ = crosslingual.load_parallel(task, languages, data, split="validation")
-  validation = datasets.load_dataset(str(tmp_path / "google" / "xtreme"), "XNLI",
-                                               split="validation")
+  validation = load_hub_dataset(str(tmp_path / "google" / "xtreme"), "XNLI", "validation")
   assert dev["de"]["text_a"] == validation.filter(lambda r: r["language"] == "de")["sentence1"]
 
 

@@ -53,6 +53,7 @@ def test_checkpoints_that_cannot_fit_stop_before_training(tmp_path):
   diskspace.check_free_space("gs://bucket/run", 1 << 60, "checkpoints")  # not checked
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
 def test_an_async_checkpoint_save_to_a_full_disk_is_one_line(tmp_path):
   script = tmp_path / "save.py"

@@ -12,6 +12,8 @@ from xtjax.data import batches, pipeline, tasks
 from xtjax.predict import load_task_data
 from xtjax.run import Run
 
+pytestmark = pytest.mark.slow  # trains demo-scale models end to end
+
 
 def data_config(a, **kw):
   c = base_config().data

@@ -98,6 +98,7 @@ def regression_task(tmp_path, monkeypatch):
   return tmp_path
 
 
+@pytest.mark.slow
 def test_a_new_kind_trains_and_evaluates_through_a_config(regression_task):
   c = base_config()
   c.run_dir = str(regression_task / "run")

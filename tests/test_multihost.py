@@ -15,6 +15,8 @@ import pytest
 import configs.demo as demo_config
 from xtjax.phases.demo_assets import prepare
 
+pytestmark = pytest.mark.slow  # trains demo-scale models end to end
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

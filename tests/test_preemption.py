@@ -8,7 +8,11 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from xtjax.preemption import PreemptionGuard
+
+pytestmark = pytest.mark.slow  # real signals to training subprocesses
 
 LOOP = r'''
 import os, sys, time

@@ -12,6 +12,7 @@ COUNTS = {"xlm-roberta-base": 277_453_056, "xlm-roberta-large": 558_840_832,
           "facebook/xlm-roberta-xl": 3_475_929_600, "facebook/xlm-roberta-xxl": 10_695_954_432}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(COUNTS))
 def test_parameter_count(name):
   model = Model.create(lambda rngs: XLMREncoder(PRESETS[name], rngs=rngs))

@@ -235,6 +235,7 @@ def run(tmp_path_factory, mewslix_dir):
   return r
 
 
+@pytest.mark.slow
 def test_train_step_lowers_the_in_batch_loss(run):
   features = dual_encoder.pair_features(
       run.tokenizer, ranking.mewslix_pairs(run.config.data.mewslix_dir, "train"), 64, 64, True)
@@ -263,6 +264,7 @@ def test_train_step_lowers_the_in_batch_loss(run):
   assert losses[-1] < 0.5 * losses[0]
 
 
+@pytest.mark.slow
 def test_phase_trains_and_its_encoder_reads_back(run, tmp_path):
   result = dual_encoder.run_phase(run, run.phases["retrieval"])
   run.write_result(result)
@@ -283,6 +285,7 @@ def test_phase_trains_and_its_encoder_reads_back(run, tmp_path):
   assert set(written) == {"de-0", "de-1"} and len(written["de-0"]) == 4
 
 
+@pytest.mark.slow
 def test_the_dual_encoder_stops_on_patience_like_every_phase(run):
   """lr 0: dev accuracy never improves, so patience 2 stops after the third evaluation."""
   c = run.config.copy_and_resolve_references()

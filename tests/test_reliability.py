@@ -11,6 +11,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+pytestmark = pytest.mark.slow  # real xtjax runs in subprocesses
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--config.demo.languages=('en','de')", "--config.demo.n_train=256",
         "--config.demo.n_dev=16", "--config.demo.n_test=16", "--config.demo.vocab_size=300",

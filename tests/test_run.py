@@ -17,6 +17,8 @@ from xtjax.phases.demo_assets import prepare
 from xtjax.predict import load_task_data
 from xtjax.run import Run
 
+pytestmark = pytest.mark.slow  # trains demo-scale models end to end
+
 
 def tiny_config(run_dir, **train):
   c = demo_config.get_config()

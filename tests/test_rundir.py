@@ -59,6 +59,7 @@ def first_line(proc) -> str:
   return "".join(lines[-1:] + lines[:-1])
 
 
+@pytest.mark.slow
 def test_a_second_writer_stops_naming_the_holder(hold):
   holder = hold(300)
   assert first_line(holder).startswith("locked")
@@ -69,6 +70,7 @@ def test_a_second_writer_stops_naming_the_holder(hold):
   assert f"pid {holder.pid}" in refused and "is in use by" in refused and "hold.py" in refused
 
 
+@pytest.mark.slow
 def test_a_killed_holders_lock_is_taken_over_by_exactly_one_contender(hold, tmp_path):
   holder = hold(300)
   assert first_line(holder).startswith("locked")
@@ -84,6 +86,7 @@ def test_a_killed_holders_lock_is_taken_over_by_exactly_one_contender(hold, tmp_
   assert f"its process {holder.pid} on this host is gone" in firsts[won]
 
 
+@pytest.mark.slow
 def test_a_released_lock_is_free_again(hold, tmp_path):
   out = hold(0).communicate(timeout=120)[0]
   assert "released" in out

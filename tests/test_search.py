@@ -99,7 +99,10 @@ def test_bad_arguments(kwargs, message):
 
 @pytest.fixture
 def compiles():
-  """A list that collects one entry per XLA backend compilation while the test runs."""
+  """A list that collects one entry per XLA backend compilation while the test runs (the
+  persistent compilation cache is off, so every compilation reaches the backend)."""
+  cached = jax.config.jax_enable_compilation_cache
+  jax.config.update("jax_enable_compilation_cache", False)
   events = []
 
   def listener(event, duration, **kwargs):
@@ -109,6 +112,7 @@ def compiles():
   jax.monitoring.register_event_duration_secs_listener(listener)
   yield events
   jax.monitoring.unregister_event_duration_listener(listener)
+  jax.config.update("jax_enable_compilation_cache", cached)
 
 
 @pytest.mark.parametrize("mesh", ["none", "8"])

@@ -105,6 +105,7 @@ def single_device_step():
   return one_step("data", jax.devices()[:1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["data", "fsdp", "tensor"])
 def test_one_train_step_matches_single_device(preset, single_device_step):
   single, loss1, _ = single_device_step

@@ -10,6 +10,8 @@ from xtjax import cli, scoring
 from xtjax.phases.evaluate import evaluate_task
 from xtjax.run import Run
 
+pytestmark = pytest.mark.slow  # trains demo-scale models end to end
+
 QA_PHASES = ("squad", "tydiqa")
 
 
@@ -20,7 +22,8 @@ def overrides(run_dir, hub, model, phases=QA_PHASES):
            "--config.train.steps=2", "--config.train.batch_size=8",
            "--config.train.eval_batch_size=8", "--config.train.eval_every=2",
            "--config.train.log_every=1", "--config.optim.lr=1e-3"]
-  return flags + [f"--config.phases.{p}.data.max_length=64" for p in phases]
+  evals = [f"eval_{t}" for t in ("xquad", "mlqa", "tydiqa")] if phases else []
+  return flags + [f"--config.phases.{p}.data.max_length=64" for p in (*phases, *evals)]
 
 
 def score_against_export(capsys, run_dir, hub, benchmark, tasks):
@@ -66,6 +69,15 @@ def test_xtreme_tasks_train_predict_and_score(xtreme_run, xtreme_assets, capsys)
   assert "all_task" not in report  # BUCC and Tatoeba were not evaluated
   for task in ("xquad", "mlqa"):  # both zero-shot from the one SQuAD model
     assert results[task]["from_phase"] == "squad"
+  # Every result says how it was computed: UD-POS from the hub is labelled approximate, QA
+  # records its answer post-processing (XTREME's get_final_text in targets.py).
+  assert "approximate" in results["udpos"]["protocol"]["udpos_source"]
+  assert results["xquad"]["protocol"]["qa_postprocess"] == "official"
+  # No test example is dropped: a prediction and a gold line for each row of the fixture.
+  for task, lang in (("panx", "de"), ("udpos", "el"), ("xquad", "zh"), ("xnli", "fr")):
+    gold = scoring.read_labels(task, lang, xtreme_run / "labels-xtreme")
+    predicted = scoring.read_predictions(task, lang, xtreme_run / "eval-xtreme" / "predictions")
+    assert len(gold) == len(predicted) == results[task]["examples"][lang], (task, lang)
   # Model selection on English dev is recorded with its metric.
   squad = json.loads((xtreme_run / "squad" / "result.json").read_text())
   assert squad["dev_metric"] == {"squad": "f1"} and squad["selected_step"] == 2
@@ -116,7 +128,8 @@ def test_eval_checkpoint_errors_are_one_line(xtreme_run, capsys):
   assert cli.main(["xtjax", "eval", "--checkpoint", str(xtreme_run), "--tasks", "xcopa",
                    "--benchmark", "xtreme-r"]) == 2
   err = capsys.readouterr().err
-  assert "no phase of" in err and "trains task 'xcopa'" in err and len(err.splitlines()) == 1
+  errors = [l for l in err.splitlines() if l.startswith("xtjax eval:")]  # the rest is the log
+  assert len(errors) == 1 and "no phase of" in err and "trains task 'xcopa'" in errors[0]
   assert cli.main(["xtjax", "eval", "--checkpoint", "/nonexistent", "--tasks", "xnli"]) == 2
   assert "config.json is missing" in capsys.readouterr().err
 

@@ -2,11 +2,13 @@
 split and language loads into the fields of its kind, oddities are handled, malformed rows are
 counted and reported (or fatal with data.strict), and evaluation batching is batch-size proof."""
 
+import datasets
 import numpy as np
 import pytest
 from ml_collections import ConfigDict
 
 from xtjax import kinds, scoring
+from xtjax.data.hub import load_hub_dataset
 from xtjax.data import batches, pipeline, tasks
 from xtjax.data import rows as rows_lib
 from xtjax.models.loading import load_tokenizer
@@ -28,6 +30,7 @@ TARGET_TASKS = ("mnli", "xnli", "pawsx", "udpos", "panx", "squad", "xquad", "mlq
                 "siqa", "copa", "xcopa")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TARGET_TASKS)
 def test_every_split_and_language_loads(name, xtreme_assets):
   hub, _ = xtreme_assets
@@ -69,15 +72,14 @@ def test_upstream_oddities(xtreme_assets):
   rows, _ = pipeline.load_rows(tasks.get_task("xnli"), "test", "th", data)
   assert len(rows) == 6 and " " not in rows[0]["text_a"]
   # XNLI trains on MNLI: ClassLabel ids map through their names.
-  import datasets
-  mnli = datasets.load_dataset(f"{hub}/nyu-mll/glue", "mnli", split="train")
+  mnli = load_hub_dataset(f"{hub}/nyu-mll/glue", "mnli", "train")
   rows, _ = pipeline.load_rows(tasks.get_task("xnli"), "train", None, data)
   names = mnli.features["label"].names
   assert [tasks.NLI_LABELS[l] for l in rows["label"]] == [names[l] for l in mnli["label"]]
   # UD v2.7 treebanks are merged per language and their 18-class upos mapped by name.
   import hub_fixtures
-  ud = datasets.load_dataset(f"{hub}/universal-dependencies/universal_dependencies", "pl_pdb",
-                             split="test")
+  ud = load_hub_dataset(f"{hub}/universal-dependencies/universal_dependencies", "pl_pdb",
+                        "test")
   rows, _ = pipeline.load_rows(tasks.get_task("udpos"), "test", "pl", data)
   assert len(rows) == 18
   # Multi-word token lines (upos "_") are left out of the sentence, as XTREME reads words only.
@@ -96,7 +98,7 @@ def test_upstream_oddities(xtreme_assets):
       "It rained. What happened as a result?")
   assert kinds.mc_first_segment("It rained.", "cause", prompt(
       "{premise} What was the {connective}?")) == "It rained. What was the cause?"
-  siqa = datasets.load_dataset(f"{hub}/allenai/social_i_qa", split="validation")
+  siqa = load_hub_dataset(f"{hub}/allenai/social_i_qa", None, "validation")
   rows, _ = pipeline.load_rows(tasks.get_task("siqa"), "dev", None, data)
   assert list(rows["label"]) == [int(l) - 1 for l in siqa["label"]]
 
@@ -112,7 +114,6 @@ def test_malformed_rows_are_reported_or_fatal(xtreme_assets):
 def test_malformed_test_rows_are_kept_and_scored_as_the_official_scorer():
   """Evaluation keeps every row (counted when malformed): the gold line holds the upstream
   label, which no prediction matches, so the row counts as wrong, as in evaluate.py."""
-  import datasets
   task = tasks.get_task("pawsx")
   ds = datasets.Dataset.from_dict({"sentence1": ["a", "b", "", "d"], "sentence2": ["w", "x", "y", "z"],
                                    "label": ["0", "2", "1", "1"]})
@@ -140,6 +141,29 @@ def test_malformed_test_rows_are_kept_and_scored_as_the_official_scorer():
   with pytest.raises(ValueError, match="SQuAD, split validation.*question 'q1' has no answer"):
     rows_lib.normalize(unanswered, squad.source("test", "en"), squad,
                        kinds.get("question_answering"), training=False)
+
+
+def test_script_only_repos_are_read_at_their_parquet_revision(tmp_path, monkeypatch):
+  """datasets >= 4 runs no loading scripts: SocialIQA, CosmosQA and UD 2.7 pin the hub's Parquet
+  conversion; a mirror holding only the script says which revision to mirror."""
+  for name in ("siqa", "cosmosqa"):
+    assert {s.revision for s in tasks.get_task(name).sources("train")} == {tasks.PARQUET}
+  assert tasks.get_task("udpos").source("test", "pl").revision == tasks.PARQUET
+  assert tasks.get_task("xnli").source("test", "de").revision is None
+  script_only = tmp_path / "allenai" / "social_i_qa"
+  script_only.mkdir(parents=True)
+  (script_only / "social_i_qa.py").write_text("# a loading script\n")
+  with pytest.raises(FileNotFoundError, match="social_i_qa holds only a loading script.*"
+                     "allenai/social_i_qa at revision refs/convert/parquet"):
+    pipeline.load_rows(tasks.get_task("siqa"), "train", None, data_config(str(tmp_path)))
+  seen = []
+  monkeypatch.setattr(pipeline.hub.datasets, "load_dataset",
+                      lambda path, config, split, revision: seen.append((path, revision)) or
+                      datasets.Dataset.from_dict({"context": ["c"], "question": ["q"],
+                                                  "answerA": ["a"], "answerB": ["b"],
+                                                  "answerC": ["c"], "label": ["1"]}))
+  pipeline.load_rows(tasks.get_task("siqa"), "train", None, data_config(None))
+  assert seen == [("allenai/social_i_qa", "refs/convert/parquet")]
 
 
 def test_unknown_names_are_clear_errors(xtreme_assets):

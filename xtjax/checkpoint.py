@@ -255,19 +255,24 @@ class PhaseCheckpoints:
 
 
 def plan_merge(source: dict, target: dict, *, dont_load: Iterable[str] = (),
-               head_map: dict[str, str] | None = None) -> dict[str, str | None]:
+               head_map: dict[str, str] | None = None,
+               optional: Iterable[str] = ()) -> dict[str, str | None]:
   """For each target parameter, the source key it is loaded from, or None to keep its fresh init.
 
   ``source`` and ``target`` map keys to objects with ``.shape``. Targets matching a ``dont_load``
-  regex stay fresh; ``head_map`` {target head: source head} carries a head across tasks (the MNLI
-  head for XNLI). Any other missing or mis-shaped parameter, and any source encoder parameter the
-  target does not use, is an error naming the parameters.
+  regex stay fresh, and so do those matching an ``optional`` regex that the source lacks (the
+  prompts of a prefix phase that starts from a model without them); ``head_map`` {target head:
+  source head} carries a head across tasks (the MNLI head for XNLI). Any other missing or
+  mis-shaped parameter, and any source encoder parameter the target does not use, is an error
+  naming the parameters.
   """
   patterns = [re.compile(p) for p in dont_load]
+  fresh_if_missing = [re.compile(p) for p in optional]
   head_map = dict(head_map or {})
   plan, missing, shapes = {}, [], []
   for key, value in target.items():
-    if any(p.fullmatch(key) for p in patterns):
+    if any(p.fullmatch(key) for p in patterns) or (
+        key not in source and any(p.fullmatch(key) for p in fresh_if_missing)):
       plan[key] = None
       continue
     src = key
@@ -294,16 +299,24 @@ def plan_merge(source: dict, target: dict, *, dont_load: Iterable[str] = (),
   return plan
 
 
-def load_merged(ckpt: PhaseCheckpoints, step: int, shapes: dict, shardings: dict, init_fresh, *,
-                dont_load=(), head_map=None) -> tuple[dict, dict]:
-  """Parameters for a model of ``shapes``: from ``ckpt`` at ``step``, or from
-  ``init_fresh(keys)`` for the keys that stay fresh (only those are initialised).
+def load_merged(layers: list[tuple[PhaseCheckpoints, int]], shapes: dict, shardings: dict,
+                init_fresh, *, dont_load=(), head_map=None, optional=()) -> tuple[dict, dict]:
+  """Parameters for a model of ``shapes``: from the checkpoints ``layers`` [(checkpoints, step)],
+  each parameter from the last one that holds it (a prefix phase's prompts and heads on top of
+  its backbone's encoder), or from ``init_fresh(keys)`` for the keys that stay fresh (only those
+  are initialised).
 
   Returns (params, plan); the plan records where each parameter came from.
   """
-  plan = plan_merge(ckpt.param_shapes(step), shapes, dont_load=dont_load, head_map=head_map)
-  wanted = {src: jax.ShapeDtypeStruct(shapes[k].shape, shapes[k].dtype, sharding=shardings[k])
-            for k, src in plan.items() if src is not None}
-  loaded = ckpt.restore(step, wanted)["params"] if wanted else {}
+  held = [ckpt.param_shapes(step) for ckpt, step in layers]
+  plan = plan_merge({k: v for h in held for k, v in h.items()}, shapes,
+                    dont_load=dont_load, head_map=head_map, optional=optional)
+  loaded = {}
+  for i, (ckpt, step) in enumerate(layers):
+    wanted = {src: jax.ShapeDtypeStruct(shapes[k].shape, shapes[k].dtype, sharding=shardings[k])
+              for k, src in plan.items() if src is not None
+              and not any(src in later for later in held[i + 1:]) and src in held[i]}
+    if wanted:
+      loaded.update(ckpt.restore(step, wanted)["params"])
   fresh = init_fresh([k for k, src in plan.items() if src is None])
   return {k: fresh[k] if src is None else loaded[src] for k, src in plan.items()}, plan

@@ -140,6 +140,8 @@ def _parser(command: str):
     p.add_argument("--hub-mirror", default=None, help="local directory laid out like the hub")
     p.add_argument("--source", default="hub", choices=("hub", "tfds"))
     p.add_argument("--tfds-data-dir", default=None)
+    p.add_argument("--ud-dir", default=None,
+                   help="the official UD releases, read as XTREME does (UD-POS test sets)")
   p.add_argument("--benchmark", default="xtreme", choices=("xtreme", "xtreme-r"))
   return p
 

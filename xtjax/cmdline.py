@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 import jax
 from absl import flags
-from ml_collections import config_flags
+from ml_collections import ConfigDict, config_flags
+
+from xtjax.config import load_config_file
+from xtjax.phase_config import PHASE_TYPES, SETTINGS, closest, phase_default, phase_fields
+
+_PHASE_KEY = re.compile(r"--config\.phases\.([^.=\s]+)\.([^.=\s]+)(?:\.([^.=\s]+))?(?:=|$)")
 
 
 class _CurrentStderr(logging.StreamHandler):
@@ -41,14 +47,54 @@ def configure_jax():
                jax.local_device_count(), jax.devices()[0].platform)
 
 
-def config_path(argv: list[str]) -> str | None:
-  """The file of ``--config FILE[:ARG]`` in ``argv``."""
+def config_spec(argv: list[str]) -> tuple[str | None, list[str]]:
+  """(``FILE[:ARG]`` of ``--config``, the other arguments)."""
   for i, arg in enumerate(argv):
     if arg.startswith("--config="):
-      return arg.split("=", 1)[1].split(":", 1)[0]
+      return arg.split("=", 1)[1], argv[:i] + argv[i + 1:]
     if arg == "--config" and i + 1 < len(argv):
-      return argv[i + 1].split(":", 1)[0]
-  return None
+      return argv[i + 1], argv[:i] + argv[i + 2:]
+  return None, list(argv)
+
+
+def config_path(argv: list[str]) -> str | None:
+  """The file of ``--config FILE[:ARG]`` in ``argv``."""
+  spec = config_spec(argv)[0]
+  return None if spec is None else spec.split(":", 1)[0]
+
+
+def add_phase_keys(config: ConfigDict, argv: list[str]) -> None:
+  """Gives each phase that a ``--config.phases.NAME.KEY`` override names the key with its
+  default if the config file leaves it out (every train phase has ``tuning``, ...), and each
+  ``--config.phases.NAME.GROUP.KEY`` of a settings group (optim, train, data) the run's
+  ``GROUP.KEY``, so that any phase key can be overridden; a key its kind lacks is an error
+  naming the closest one."""
+  phases = config.get("phases")
+  for arg in argv:
+    match = _PHASE_KEY.match(arg)
+    if not match or not isinstance(phases, ConfigDict) or match[1] not in phases:
+      continue
+    name, key, sub = match[1], match[2], match[3]
+    entry = phases[name]
+    if not isinstance(entry, ConfigDict) or entry.get("kind") not in PHASE_TYPES:
+      continue  # parse_phases names a missing or unknown kind
+    fields = phase_fields(entry.kind)
+    if key not in fields:
+      raise ValueError(f"phase {name}: unknown key {key!r}{closest(key, fields)}; a {entry.kind} "
+                       f"phase takes kind, {', '.join(fields)}")
+    if sub is not None:  # optim.lr and the like: the phase starts from the run's value
+      if key in SETTINGS and sub not in config[key]:
+        raise ValueError(f"phase {name}: unknown {key} key {sub!r}{closest(sub, config[key])}")
+      if key in SETTINGS and sub not in (entry.get(key) or {}):
+        with entry.unlocked():
+          if entry.get(key) is None:
+            entry[key] = ConfigDict()
+          entry[key][sub] = config[key][sub]
+      continue
+    default = phase_default(entry.kind, key)
+    if key not in entry and default is not None and not isinstance(default, dict):
+      with entry.unlocked():
+        entry[key] = default
 
 
 def innermost(e: BaseException) -> str:
@@ -66,22 +112,24 @@ def parse_config(command: str, argv: list[str], extra_flags, example: str):
   """(config, flag values) from ``--config FILE[:ARG]`` and its overrides, declared on fresh
   flags (override flags such as --config.a.b come from argv itself) with ``extra_flags(values)``
   added; on any error, one line on stderr and (None, None)."""
-  values = flags.FlagValues()
-  config_flag = config_flags.DEFINE_config_file("config", None, "ml_collections config file",
-                                                flag_values=values, sys_argv=argv)
-  extra_flags(values)
-  path = config_path(argv)
-  if path is None:
+  spec, rest = config_spec(argv)
+  if spec is None:
     sys.stderr.write(f"xtjax {command}: --config is required\n")
     return None, None
+  path = spec.split(":", 1)[0]
   if not os.path.exists(path):
     sys.stderr.write(f"xtjax {command}: config file {path} does not exist: give a path "
                      f"such as {example}\n")
     return None, None
+  values = flags.FlagValues()
   try:
-    values(argv)
+    config = load_config_file(spec)
+    add_phase_keys(config, rest)
+    config_flag = config_flags.DEFINE_config_dict("config", config, "ml_collections config file",
+                                                  flag_values=values, sys_argv=rest)
+    extra_flags(values)
+    values(rest)
     config = config_flag.value
-    config.keys()  # a config file that failed to load raises here
   except Exception as e:  # flag, config-file and override errors alike
     sys.stderr.write(f"xtjax {command}: {innermost(e)}\n")
     return None, None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 from ml_collections import ConfigDict, config_dict
 
 from xtjax.sharding import PRESETS
@@ -40,6 +43,11 @@ def base_config() -> ConfigDict:
   # upstream's read_sent2id, which never mines a sentence found on several lines.
   # dev_task: select the model on this task's dev split instead of the trained task's (jiant
   # selects XNLI models on MNLI's); "" keeps the task's own.
+  # translations: {translate-train task: hub dataset} reads that task's translations from a hub
+  # dataset with one config per language (split train, the English task's columns) instead of
+  # TFDS, e.g. {"xnli_translate_train": "facebook/xnli"} (XNLI-MT, the XNLI paper's machine
+  # translations, which TFDS notes differ from XTREME's); translate_languages: translate-train
+  # tasks add only the translations into these languages (none: all of XTREME's).
   c.data = ConfigDict(dict(source="hub", hub_mirror=config_dict.placeholder(str),
                            tfds_data_dir=config_dict.placeholder(str), strict=False,
                            max_length=128, doc_stride=128, max_query_length=64,
@@ -50,7 +58,8 @@ def base_config() -> ConfigDict:
                            ud_dir=config_dict.placeholder(str), bucc_duplicates="expand",
                            dev_task="", mewslix_dir=config_dict.placeholder(str),
                            lareqa_dir=config_dict.placeholder(str), mlm_sources=(),
-                           mlm_max_texts=0, mlm_dev_texts=1000))
+                           mlm_max_texts=0, mlm_dev_texts=1000, translations=ConfigDict(),
+                           translate_languages=()))
   # jiant's defaults (jiant/shared/model_setup.py): AdamW, lr 1e-5, eps 1e-8, weight decay 0.01,
   # 10% linear warmup then linear decay, clipping at 1.0. warmup < 1 is a fraction of the
   # phase's steps, >= 1 a number of steps (XTREME's QA: 500).
@@ -90,3 +99,23 @@ def model_config(c: ConfigDict, size: str, preset: str = "") -> None:
   c.model.checkpoint = MODELS[size]
   c.model.remat = size in ("xl", "xxl")
   sharding_preset(c, preset or ("fsdp" if size in ("xl", "xxl") else "data"))
+
+
+def load_config_file(spec: str) -> ConfigDict:
+  """``get_config(ARG)`` (or ``get_config()``) of the config file of ``FILE[:ARG]``. Config
+  files are loaded by path, not as a package: one builds on another with `sibling_config`."""
+  path, colon, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location(f"xtjax_config_{Path(path).stem}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  config = module.get_config(arg) if colon else module.get_config()
+  if not isinstance(config, ConfigDict):
+    raise ValueError(f"{path}: get_config() returned {type(config).__name__}, not a ConfigDict")
+  return config
+
+
+def sibling_config(config_file: str, name: str, arg: str | None = None) -> ConfigDict:
+  """The config of file ``name``.py beside ``config_file`` (a config's ``__file__``), with
+  ``arg``."""
+  path = Path(config_file).with_name(f"{name}.py")
+  return load_config_file(str(path) if arg is None else f"{path}:{arg}")

@@ -58,16 +58,19 @@ class Fitted:
     return dataclasses.asdict(self)
 
 
-def start_or_resume(run, name: str, ckpt, shapes: dict, param_sh: dict, tx, data_iter, init):
+def start_or_resume(run, name: str, ckpt, shapes: dict, param_sh: dict, tx, data_iter, init,
+                    saved=None):
   """(params, opt_state, opt shardings, start step, dev history, load plan): restored from the
   phase's latest intact checkpoint (data iterator included) if it was interrupted, else
   ``init()`` -> (params, plan) with a fresh optimizer state (after checking that the disk holds
-  the phase's checkpoints)."""
+  the phase's checkpoints). Checkpoints that hold only the ``saved`` parameters are completed
+  from ``init()``."""
   opt_abstract = jax.eval_shape(tx.init, shapes)
   opt_sh = opt_shardings(opt_abstract, shapes, param_sh, run.mesh)
+  saved = list(shapes) if saved is None else list(saved)
   if ckpt.latest_step() is not None:
-    abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=param_sh[k])
-                for k, v in shapes.items()}
+    abstract = {k: jax.ShapeDtypeStruct(shapes[k].shape, shapes[k].dtype, sharding=param_sh[k])
+                for k in saved}
     abstract_opt = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                                 opt_abstract, opt_sh)
     with jax.set_mesh(run.mesh):
@@ -75,10 +78,14 @@ def start_or_resume(run, name: str, ckpt, shapes: dict, param_sh: dict, tx, data
     if found is not None:
       step, restored, meta = found
       log.info("%s: resuming at step %d", name, step)
-      return restored["params"], restored["opt_state"], opt_sh, step, meta["history"], meta["plan"]
+      params = restored["params"]
+      if len(saved) < len(shapes):  # the rest (a prefix phase's backbone) as the phase began
+        params = {**init()[0], **params}
+      return params, restored["opt_state"], opt_sh, step, meta["history"], meta["plan"]
     log.warning("%s: no checkpoint restores intact; starting the phase afresh", name)
   keep = run.config.train.keep + 2  # the latest, the best, and one being written
-  check_free_space(run.dir, keep * tree_bytes(shapes, opt_abstract), f"phase {name}'s checkpoints")
+  check_free_space(run.dir, keep * tree_bytes({k: shapes[k] for k in saved}, opt_abstract),
+                   f"phase {name}'s checkpoints")
   params, plan = init()
   with jax.set_mesh(run.mesh):
     opt_state = jax.jit(tx.init, out_shardings=opt_sh)(params)
@@ -86,28 +93,33 @@ def start_or_resume(run, name: str, ckpt, shapes: dict, param_sh: dict, tx, data
 
 
 def fit(run, name: str, *, train, steps: int, accum: int, shapes: dict, param_sh: dict, tx,
-        loss_fns: list[Callable], batches, init: Callable, evaluate: Callable | None) -> Fitted:
+        loss_fns: list[Callable], batches, init: Callable, evaluate: Callable | None,
+        frozen=frozenset(), saved=None, meta: dict | None = None) -> Fitted:
   """Trains for ``steps`` optimizer steps of ``accum`` micro-batches each.
 
   ``batches`` yields this process's micro-batches with a ``task`` index into ``loss_fns``;
   ``init() -> (params, plan)`` starts a fresh phase; ``evaluate(params) -> (score, scores)``
-  scores dev (None: the phase has no dev metric and keeps its last step).
+  scores dev (None: the phase has no dev metric and keeps its last step). ``frozen`` parameters
+  (those ``tx`` zeroes) stay bitwise as ``init`` gave them; checkpoints hold only the ``saved``
+  parameters (default: all) and ``meta`` besides the phase's own record.
   """
   if train.get("selection", "best_dev") not in SELECTIONS:
     raise ValueError(f"phase {name}: unknown train.selection {train.selection!r}: use "
                      f"{' or '.join(SELECTIONS)}")
   ckpt = run.checkpoints(name, select_metric="dev_score")
   params, opt_state, opt_sh, start, history, plan = start_or_resume(
-      run, name, ckpt, shapes, param_sh, tx, batches, init)
-  train_steps = [make_train_step(f, tx, param_sh, opt_sh, run.batch_sh) for f in loss_fns]
+      run, name, ckpt, shapes, param_sh, tx, batches, init, saved)
+  train_steps = [make_train_step(f, tx, param_sh, opt_sh, run.batch_sh, frozen)
+                 for f in loss_fns]
+  kept = list(shapes) if saved is None else list(saved)
   writer = SummaryWriter(os.fspath(run.dir / name / "tensorboard")) if jax.process_index() == 0 \
       else None
   base_rng = jax.random.key(run.config.seed + 1, impl=train.rng_impl)
 
   def save(step: int, metrics: dict | None) -> None:
-    ckpt.save(step, params, opt_state, batches, metrics=metrics,
-              meta={"phase": name, "step": step, "history": history, "plan": plan,
-                    "config": run.config.to_dict()})
+    ckpt.save(step, {k: params[k] for k in kept}, opt_state, batches, metrics=metrics,
+              meta={**(meta or {}), "phase": name, "step": step, "history": history,
+                    "plan": plan, "config": run.config.to_dict()})
 
   def evaluate_and_save(step: int) -> float:
     score, scores = evaluate(params) if evaluate else (float(step), {})
@@ -154,14 +166,15 @@ def fit(run, name: str, *, train, steps: int, accum: int, shapes: dict, param_sh
           writer.close()
         raise Preempted(name, done)
   ckpt.wait()
-  kept = set(ckpt.manager.all_steps())  # retention keeps the best; among ties, any kept one
+  kept_steps = set(ckpt.manager.all_steps())  # retention keeps the best; among ties, any kept
   ckpt.close()
   if writer:
     writer.close()
   if train.get("selection", "best_dev") == "last" or evaluate is None:
     best = history[-1]
   else:
-    best = max((h for h in history if h["step"] in kept), key=lambda h: (h["dev_score"], h["step"]))
+    best = max((h for h in history if h["step"] in kept_steps),
+               key=lambda h: (h["dev_score"], h["step"]))
   return Fitted(steps=steps, steps_done=history[-1]["step"], selected_step=best["step"],
                 dev_score=best["dev_score"], dev=best["dev"], history=history, loaded_from=plan)
 

@@ -1,7 +1,9 @@
 """The optax optimizer of a training phase: AdamW with linear warmup and decay, as jiant and XTREME.
 
 No weight decay on biases and LayerNorm; global-norm clipping; optional gradient accumulation
-(`optax.MultiSteps`) and frozen parameters (``optim.freeze`` regexes, which get no optimizer state).
+(`optax.MultiSteps`) and frozen parameters (``optim.freeze`` regexes, or everything outside the
+prompts and heads of a prefix-tuning phase: `frozen_keys`), which `optax.partition` maps to
+`optax.set_to_zero`, so they get no optimizer state.
 """
 
 from __future__ import annotations
@@ -29,19 +31,36 @@ def decays(name: str) -> bool:
   return not name.endswith(("/bias", "/scale"))
 
 
-def make_optimizer(optim, total_steps: int, param_names) -> optax.GradientTransformation:
+def prompt_or_head(name: str) -> bool:
+  """What a prefix-tuning phase trains: the deep prompts and the task heads."""
+  return name.startswith(("encoder/prefix/", "heads/"))
+
+
+def frozen_keys(param_names, freeze=(), trainable=None) -> frozenset[str]:
+  """The parameters that get no updates: those matching a ``freeze`` regex and, given
+  ``trainable`` (a predicate on names), every one it rejects."""
+  patterns = [re.compile(p) for p in freeze]
+  return frozenset(k for k in param_names if any(p.fullmatch(k) for p in patterns)
+                   or (trainable is not None and not trainable(k)))
+
+
+def make_optimizer(optim, total_steps: int, param_names,
+                   frozen=None) -> optax.GradientTransformation:
   """``optim`` holds lr, warmup (steps, or a fraction of total_steps when < 1), weight_decay,
-  b1, b2, eps, clip (global norm; 0 disables), grad_accum_steps and freeze (regexes)."""
+  b1, b2, eps, clip (global norm; 0 disables), grad_accum_steps and freeze (regexes);
+  ``frozen``: the frozen parameter names (default: those ``optim.freeze`` matches)."""
   decay_mask = {k: decays(k) for k in param_names}
   lr = schedule(optim.lr, total_steps, warmup_steps(optim.warmup, total_steps))
   adamw = optax.adamw(lr, b1=optim.b1, b2=optim.b2,
                       eps=optim.eps, weight_decay=optim.weight_decay, mask=decay_mask)
   tx = optax.chain(optax.clip_by_global_norm(optim.clip), adamw) if optim.clip else adamw
-  frozen = [re.compile(p) for p in optim.get("freeze", ())]
+  if frozen is None:
+    frozen = frozen_keys(param_names, optim.get("freeze", ()))
   if frozen:
-    labels = {k: "frozen" if any(p.fullmatch(k) for p in frozen) else "trained" for k in param_names}
+    labels = {k: "frozen" if k in frozen else "trained" for k in param_names}
     if "trained" not in labels.values():
-      raise ValueError(f"optim.freeze {list(optim.freeze)} freezes every parameter: nothing to train")
+      raise ValueError(f"optim.freeze {list(optim.get('freeze', ()))} freezes every parameter: "
+                       "nothing to train")
     tx = optax.partition({"trained": tx, "frozen": optax.set_to_zero()}, labels)
   if optim.grad_accum_steps > 1:
     tx = optax.MultiSteps(tx, every_k_schedule=optim.grad_accum_steps)

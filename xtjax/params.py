@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any, Callable
 
 import jax
+import numpy as np
 from flax import nnx
 
 Params = dict[str, jax.Array]
@@ -64,3 +65,18 @@ class Model:
     state = jax.tree.map(lambda x: x, self.template)  # a fresh copy; filled in place below
     nnx.replace_by_pure_dict(state, _nest(params))
     return nnx.merge(self.graphdef, state)
+
+
+def parameter_counts(shapes: dict, frozen=()) -> dict:
+  """How many parameters a model has (``total``), how many train (``trainable``: those not in
+  ``frozen``) and their ``fraction`` of the total, and per part: ``encoder`` (the backbone, its
+  prompts apart), ``prompts`` and ``heads``."""
+  size = {k: int(np.prod(v.shape)) for k, v in shapes.items()}
+  part = lambda k: ("prompts" if k.startswith("encoder/prefix/") else
+                    "heads" if k.startswith("heads/") else "encoder")
+  out = {"total": sum(size.values()),
+         "trainable": sum(n for k, n in size.items() if k not in frozen)}
+  for name in ("encoder", "prompts", "heads"):
+    out[name] = sum(n for k, n in size.items() if part(k) == name)
+  out["fraction"] = out["trainable"] / out["total"]
+  return out

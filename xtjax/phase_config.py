@@ -78,11 +78,25 @@ class PretrainedPhase(Phase):
   SETTINGS = False
 
 
+TUNINGS = ("full", "prefix")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainPhase(Phase):
   """Trains ``task`` (or ``tasks`` together, a head each) from phase ``init_from``: parameters
   matching ``dont_load`` regexes start fresh, ``head_map`` {head: source head} carries heads over,
-  ``task_data`` {task: data overrides} sets per-task data settings."""
+  ``task_data`` {task: data overrides} sets per-task data settings.
+
+  ``tuning``: "full" fine-tunes every parameter; "prefix" trains only deep prompts
+  (``prefix_length`` P per layer; ``prefix_projection``: P-tuning v2's reparameterisation MLP of
+  ``prefix_hidden_size`` units) and the heads, on the frozen encoder of ``init_from``; its
+  checkpoints hold only those. Defaults: MPT's (salesforce/MPT arguments.py lines 158-169:
+  no projection, 512 units; P = 16 as its PAWS-X, UD-POS and SQuAD runs, README.md).
+
+  ``few_shot_k`` > 0 trains on k examples of each of ``few_shot_languages`` instead of the
+  task's English training set (Lauscher et al. 2020), drawn with ``few_shot_seed`` from that
+  language's train split where the task has one, else its dev split (`Task.few_shot_source`);
+  evaluations of the model leave those examples out."""
   KIND = "train"
   task: str = ""
   tasks: tuple[str, ...] = ()
@@ -90,6 +104,13 @@ class TrainPhase(Phase):
   dont_load: tuple[str, ...] = ()
   head_map: Mapping[str, str] = dataclasses.field(default_factory=dict)
   task_data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  tuning: str = "full"
+  prefix_length: int = 16
+  prefix_projection: bool = False
+  prefix_hidden_size: int = 512
+  few_shot_k: int = 0
+  few_shot_languages: tuple[str, ...] = ()
+  few_shot_seed: int = 0
 
   @property
   def task_names(self) -> tuple[str, ...]:
@@ -105,12 +126,14 @@ class TrainPhase(Phase):
 @dataclasses.dataclass(frozen=True)
 class EvalPhase(Phase):
   """Zero-shot evaluation of ``task`` in ``languages`` (default: all) on ``split``, with the
-  model phase ``from_phase`` selected."""
+  model phase ``from_phase`` selected; ``setting`` labels the result in sweep reports (a tuning
+  mode, a few-shot k)."""
   KIND = "eval"
   task: str = ""
   from_phase: str = ""
   split: str = "test"
   languages: tuple[str, ...] = ()
+  setting: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +151,7 @@ class RetrievalPhase(Phase):
   include_special: bool = True
   max_length: int = 512  # XTREME's and jiant's retrieval length
   split: str = "test"  # BUCC: "dev" scores the threshold's own split, as jiant's grid
+  setting: str = ""  # the result's label in sweep reports
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +217,7 @@ def parse_phase(config, name: str, entry) -> Phase:
     raise ValueError(f"phase {name}: unknown kind {kind!r}{closest(str(kind), PHASE_TYPES)}; "
                      f"use one of {', '.join(PHASE_TYPES)}")
   cls = PHASE_TYPES[kind]
-  fields = [f.name for f in dataclasses.fields(cls) if f.name != "name"
-            and (cls.SETTINGS or f.name not in SETTINGS)]
+  fields = phase_fields(kind)
   for key in entry:
     if key not in fields:
       raise ValueError(f"phase {name}: unknown key {key!r}{closest(key, fields)}; a {kind} "
@@ -207,7 +230,7 @@ def parse_phase(config, name: str, entry) -> Phase:
   overrides = {g: entry.pop(g, None) or {} for g in SETTINGS}
   defaults = DUAL_ENCODER_DEFAULTS.get(entry.get("task"), {}) if kind == "dual_encoder" else {}
   resolved = settings(config, name, overrides, defaults)
-  for key in ("tasks", "dont_load", "languages"):
+  for key in ("tasks", "dont_load", "languages", "few_shot_languages"):
     if isinstance(entry.get(key), str):
       entry[key] = (entry[key],)
   phase = cls(name=name, **entry, **{g: ml_collections.FrozenConfigDict(v)
@@ -223,6 +246,7 @@ def _check_tasks(phase: Phase) -> None:
     if isinstance(phase, TrainPhase):
       for task in phase.task_names:
         get_task(task)
+      _check_tuning(phase)
       for task, overrides in phase.task_data.items():
         if task not in phase.task_names:
           raise ValueError(f"task_data names {task!r}, which the phase does not train "
@@ -249,11 +273,61 @@ def _check_tasks(phase: Phase) -> None:
     raise ValueError(f"{where}: {e}") from None
 
 
+def _check_tuning(phase: TrainPhase) -> None:
+  """Tuning mode, prefix sizes and few-shot settings of a train phase (one-line errors)."""
+  if phase.tuning not in TUNINGS:
+    raise ValueError(f"unknown tuning {phase.tuning!r}{closest(phase.tuning, TUNINGS)}: use "
+                     f"{' or '.join(TUNINGS)}")
+  if phase.prefix_length < 0 or phase.prefix_hidden_size < 1:
+    raise ValueError(f"prefix_length {phase.prefix_length} and prefix_hidden_size "
+                     f"{phase.prefix_hidden_size}: give a length >= 0 and a size >= 1")
+  if phase.few_shot_k < 0:
+    raise ValueError(f"few_shot_k {phase.few_shot_k}: give k >= 0 (0: the task's training set)")
+  if phase.few_shot_k:
+    if len(phase.task_names) != 1:
+      raise ValueError("few_shot_k trains one task: give task=, not tasks=")
+    if not phase.few_shot_languages:
+      raise ValueError("few_shot_k needs few_shot_languages, e.g. ('de',) (one model per "
+                       "language as Lauscher et al. 2020, or several pooled)")
+    task = get_task(phase.task_names[0])
+    for language in phase.few_shot_languages:
+      task.few_shot_source(language)
+
+
+def _check_bridges(phases: Mapping[str, Phase]) -> None:
+  """A phase that trains the whole encoder cannot start from a prefix phase: its checkpoints
+  hold prompts and heads only."""
+  prefix = {n for n, p in phases.items() if isinstance(p, TrainPhase) and p.tuning == "prefix"}
+  for name, phase in phases.items():
+    start = getattr(phase, "init_from", "")
+    if start in prefix and not (isinstance(phase, TrainPhase) and phase.tuning == "prefix"):
+      raise ValueError(f"phase {name} fine-tunes the whole encoder but starts from prefix phase "
+                       f"{start}, whose prompts it would drop: start it from "
+                       f"{start}'s init_from, or give it tuning='prefix'")
+
+
 def parse_phases(config) -> dict[str, Phase]:
   """Every phase of ``config``, typed and checked, in the order they run (each after the
   phases it depends on)."""
   phases = {name: parse_phase(config, name, entry) for name, entry in config.phases.items()}
+  _check_bridges(phases)
   return {name: phases[name] for name in phase_order(phases)}
+
+
+def phase_fields(kind: str) -> tuple[str, ...]:
+  """The keys a phase of ``kind`` takes besides ``kind`` (an error naming the kinds)."""
+  if kind not in PHASE_TYPES:
+    raise ValueError(f"unknown phase kind {kind!r}{closest(str(kind), PHASE_TYPES)}; use one of "
+                     f"{', '.join(PHASE_TYPES)}")
+  cls = PHASE_TYPES[kind]
+  return tuple(f.name for f in dataclasses.fields(cls) if f.name != "name"
+               and (cls.SETTINGS or f.name not in SETTINGS))
+
+
+def phase_default(kind: str, key: str):
+  """The default of key ``key`` of a ``kind`` phase."""
+  field = {f.name: f for f in dataclasses.fields(PHASE_TYPES[kind])}[key]
+  return field.default_factory() if field.default is dataclasses.MISSING else field.default
 
 
 def phase_order(phases: Mapping[str, Phase]) -> list[str]:

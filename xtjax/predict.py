@@ -22,9 +22,18 @@ from xtjax.data.tasks import Task
 log = logging.getLogger(__name__)
 
 
-def load_task_data(run, task: Task, split: str, language: str | None, data, limit: int = 0):
-  """(rows, features, malformed-row report) of one split of ``task`` (its first ``limit`` rows)."""
+def load_task_data(run, task: Task, split: str, language: str | None, data, limit: int = 0,
+                   exclude=frozenset()):
+  """(rows, features, malformed-row report) of one split of ``task`` (its first ``limit`` rows),
+  without the rows whose indices are in ``exclude`` (few-shot training rows)."""
   rows, report = pipeline.load_rows(task, split, language, data)
+  positions = run.model_cfg.max_position_embeddings - 2  # RoBERTa's positions start after pad
+  if data.max_length > positions:
+    raise ValueError(f"data.max_length {data.max_length} exceeds the {positions} token positions "
+                     f"of {run.hf_path}: lower data.max_length (for {task.name} {split})")
+  if exclude:
+    rows = rows.select([i for i in range(len(rows)) if i not in exclude])
+    report = {**report, "few_shot_excluded": len(exclude)}
   if limit:
     rows = rows.select(range(min(limit, len(rows))))
   pair = "text_b" in dict(task.sources(split, language)[0].columns)

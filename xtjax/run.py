@@ -23,8 +23,11 @@ from xtjax.checkpoint import PhaseCheckpoints, load_merged
 from xtjax.diskspace import disk_errors
 from xtjax.models.heads import TaskModel
 from xtjax.models.loading import load_config, load_tokenizer
+from xtjax.models.prefix import PrefixConfig
 from xtjax.params import Model
-from xtjax.phase_config import Phase, parse_phases, resolve_paths, run_dir
+from xtjax.phase_config import Phase, TrainPhase, parse_phases, resolve_paths, run_dir
+
+PROMPTS = "encoder/prefix/.*"  # the deep prompts' parameters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,16 +100,20 @@ class Run:
     """Config paths may refer to the run directory as ``{run_dir}``."""
     return value.replace("{run_dir}", str(self.dir)) if value else value
 
-  def model(self, tasks=()) -> tuple[Model, dict]:
+  def model(self, tasks=(), phase: str | None = None) -> tuple[Model, dict]:
     """The model with a head per task of ``tasks`` (`xtjax.data.tasks.Task`s; none: the
-    encoder alone), and its parameter shardings."""
-    return self.model_with(kinds.head_specs(tasks))
+    encoder alone) and, for a ``phase`` that prefix-tunes, its deep prompts; and its parameter
+    shardings."""
+    return self.model_with(kinds.head_specs(tasks), self.prefix(phase))
 
-  def model_with(self, heads: dict[str, tuple[type, int]]) -> tuple[Model, dict]:
-    """The model with ``heads`` {name: (head class, number of labels)}, and its shardings."""
+  def model_with(self, heads: dict[str, tuple[type, int]],
+                 prefix: PrefixConfig | None = None) -> tuple[Model, dict]:
+    """The model with ``heads`` {name: (head class, number of labels)} and ``prefix``, and its
+    shardings."""
     dtype = jnp.dtype(self.config.model.dtype)
     model = Model.create(lambda rngs: TaskModel(self.model_cfg, heads, dtype=dtype,
-                                                remat=self.config.model.remat, rngs=rngs))
+                                                remat=self.config.model.remat, prefix=prefix,
+                                                rngs=rngs))
     shardings = shd.param_shardings(model.shapes(), model.logical_axes(), self.mesh, self.rules)
     return model, shardings
 
@@ -146,17 +153,47 @@ class Run:
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"xtjax result of {result.phase}")
 
-  def trained_params(self, name: str, model: Model, shardings: dict, *, dont_load=(),
-                     head_map=None, fresh_seed: int = 0) -> tuple[dict, dict]:
-    """Parameters for ``model`` from the selected step of finished phase ``name``."""
+  def prefix(self, phase: str | None) -> PrefixConfig | None:
+    """The deep prompts of ``phase``'s model: its own if it is a train phase with
+    ``tuning="prefix"`` and a prefix length, else none."""
+    p = self.phases.get(phase) if phase else None
+    if isinstance(p, TrainPhase) and p.tuning == "prefix" and p.prefix_length:
+      return PrefixConfig(p.prefix_length, p.prefix_projection, p.prefix_hidden_size)
+    return None
+
+  def backbone(self, name: str) -> str:
+    """The phase whose checkpoints hold ``name``'s frozen encoder: ``name`` itself, or for a
+    prefix-tuning phase (whose checkpoints hold only its prompts and heads) its ``init_from``'s."""
+    p = self.phases.get(name)
+    if isinstance(p, TrainPhase) and p.tuning == "prefix":
+      return self.backbone(p.init_from)
+    return name
+
+  def finished_step(self, name: str) -> int:
+    """The selected step of finished phase ``name`` (an error if it has none)."""
     done = self.result(name)
     if done is None or done.selected_step is None:
       raise FileNotFoundError(f"phase {name!r} has not finished in {self.dir}: run it first "
                               f"(xtjax run runs phases in order)")
-    ckpt = self.checkpoints(name)
+    return done.selected_step
+
+  def trained_params(self, name: str, model: Model, shardings: dict, *, dont_load=(),
+                     head_map=None, optional=(), fresh_seed: int = 0) -> tuple[dict, dict]:
+    """Parameters for ``model`` from the selected step of finished phase ``name`` (on top of its
+    backbone's for a prefix phase); those matching an ``optional`` regex start fresh if the
+    phase lacks them (``PROMPTS``: a prefix phase's prompts)."""
+    step = self.finished_step(name)
+    names = [name] if self.backbone(name) == name else [self.backbone(name), name]
+    recorded = (self.result(name).details.get("backbone") or {}).get("step")
+    steps = [self.finished_step(n) for n in names[:-1]] + [step]
+    if recorded is not None and recorded != steps[0]:
+      raise ValueError(f"phase {name} was trained on step {recorded} of {names[0]}, which now "
+                       f"selects step {steps[0]}: rerun {name}")
+    layers = [(self.checkpoints(n), s) for n, s in zip(names, steps)]
     with jax.set_mesh(self.mesh):
-      params, plan = load_merged(ckpt, done.selected_step, model.shapes(), shardings,
+      params, plan = load_merged(layers, model.shapes(), shardings,
                                  lambda keys: self.init_params(model, shardings, fresh_seed, keys),
-                                 dont_load=dont_load, head_map=head_map)
-    ckpt.close()
+                                 dont_load=dont_load, head_map=head_map, optional=optional)
+    for ckpt, _ in layers:
+      ckpt.close()
     return params, plan

@@ -13,19 +13,24 @@ import jax
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-IGNORE = -100  # label of positions without one (tagging sub-words, unmasked MLM tokens)
-
 
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, param_sh, opt_sh,
-                    batch_sh: NamedSharding):
+                    batch_sh: NamedSharding, frozen=frozenset()):
   """The jitted step of ``loss_fn``: gradients, optimizer update, and metrics (the loss, the
-  gradient norm and ``loss_fn``'s counts); params and optimizer state are donated."""
+  gradient norm and ``loss_fn``'s counts); params and optimizer state are donated. Parameters
+  named in ``frozen`` (those ``tx`` maps to zero updates) are held out of differentiation and
+  come back as they went in, bit for bit."""
   replicated = NamedSharding(batch_sh.mesh, P())
 
+  def loss(params, batch, rng):
+    held = {k: jax.lax.stop_gradient(v) if k in frozen else v for k, v in params.items()}
+    return loss_fn(held, batch, rng)
+
   def step(params, opt_state, batch, rng):
-    (value, counts), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch, rng)
+    (value, counts), grads = jax.value_and_grad(loss, has_aux=True)(params, batch, rng)
     updates, opt_state = tx.update(grads, opt_state, params)
-    params = optax.apply_updates(params, updates)
+    new = optax.apply_updates(params, updates)
+    params = {k: params[k] if k in frozen else new[k] for k in params}
     return params, opt_state, {"loss": value, "grad_norm": optax.tree.norm(grads), **counts}
 
   return jax.jit(step, in_shardings=(param_sh, opt_sh, batch_sh, replicated),

@@ -18,29 +18,44 @@ the paper's tables, or "test").
 ``<sweep_dir>/<setting>``: its intermediate model is trained once and every target of the group
 starts from it (tasks that share a model, XQuAD and MLQA, share its phase too). ``xtjax run``
 semantics hold per group: finished phases are skipped, interrupted ones resume.
+
+Optional axes within each group: ``variants``, name -> train-phase settings for every target
+(``tuning``, ``prefix_length``, ... and optim/train/data overrides, with per-target ones under
+``targets``): each target is trained once per variant (phases ``<task>_<variant>``, evaluations
+labelled with the variant); ``few_shot`` (``k``: a tuple, ``seed``, ``languages`` per target,
+``per_language``, optim/train overrides): after each target model, phases that continue it on k
+examples per target language (one model per language, as Lauscher et al. 2020, or one for all)
+and their evaluations, labelled ``k<k>`` (the zero-shot model ``k0``). ``report`` (``baseline``,
+``baselines`` {row: row}) is written to ``<sweep_dir>/.report.json`` for ``xtjax report``.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import logging
 import sys
 
-import argparse
-
+import jax
 from absl import flags
+from etils import epath
 from ml_collections import ConfigDict
 
 from xtjax.cmdline import configure_jax, innermost, parse_config
 from xtjax.data.tasks import get_task
 from xtjax.fit import Preempted
 from xtjax.phase_config import parse_phases
-from xtjax.report import write_report
+from xtjax.report import REPORT_SPEC, write_report
 from xtjax.runner import run_all
+from xtjax.scaling import write_scaling
 
 log = logging.getLogger(__name__)
 SETUP_DIR = ".setup"  # a dot folder: xtjax.report does not read it
-_TRAIN_KEYS = ("optim", "train", "data", "task_data", "dont_load", "head_map")
+_TUNING_KEYS = ("tuning", "prefix_length", "prefix_projection", "prefix_hidden_size")
+_SETTINGS = ("optim", "train", "data", "task_data")  # merged key by key across recipes
+_TRAIN_KEYS = (*_SETTINGS, "dont_load", "head_map", *_TUNING_KEYS)
+_FEW_SHOT_KEYS = ("k", "seed", "languages", "per_language", "optim", "train")
 
 
 def _join(root: str, name: str) -> str:
@@ -48,12 +63,16 @@ def _join(root: str, name: str) -> str:
 
 
 def _fill(c: ConfigDict, sweep_dir: str) -> None:
-  """Replaces ``{sweep_dir}`` in the string values of ``c``, in place."""
+  """Replaces ``{sweep_dir}`` in the string values of ``c`` (tuples of strings too), in place."""
+  fill = lambda v: v.replace("{sweep_dir}", sweep_dir) if isinstance(v, str) else v
   for key, value in c.items():
     if isinstance(value, ConfigDict):
       _fill(value, sweep_dir)
     elif isinstance(value, str) and "{sweep_dir}" in value:
-      c[key] = value.replace("{sweep_dir}", sweep_dir)
+      c[key] = fill(value)
+    elif isinstance(value, tuple) and any(isinstance(v, str) and "{sweep_dir}" in v
+                                          for v in value):
+      c[key] = tuple(fill(v) for v in value)
 
 
 def _run_config(sweep: ConfigDict, name: str, phases) -> ConfigDict:
@@ -70,33 +89,107 @@ def setup_config(sweep: ConfigDict) -> ConfigDict | None:
   return _run_config(sweep, SETUP_DIR, sweep.setup.to_dict()) if len(sweep.setup) else None
 
 
-def _target_phases(targets: ConfigDict, start: str, split: str) -> dict:
-  """The train and eval phases of every target, the trained ones starting from phase ``start``,
-  every evaluation on ``split`` (dev or test)."""
+def _merge(*recipes: dict) -> dict:
+  """Later recipes override earlier ones; their optim/train/data/task_data key by key."""
+  out: dict = {}
+  for recipe in recipes:
+    for key, value in (recipe or {}).items():
+      out[key] = {**out.get(key, {}), **value} if key in _SETTINGS and value else value
+  return out
+
+
+def _check_keys(where: str, recipe: dict, keys) -> None:
+  unknown = sorted(set(recipe) - set(keys))
+  if unknown:
+    raise ValueError(f"{where}: unknown key(s) {unknown}; use {', '.join(keys)}")
+
+
+def _label(*parts: str) -> str:
+  return "/".join(p for p in parts if p)
+
+
+def _eval_languages(task: str, languages, split: str) -> tuple[str, ...]:
+  """``languages`` that ``task`` has a ``split`` set in (on dev: UD-POS has 29 of XTREME's 33)."""
+  return tuple(l for l in languages if l in get_task(task).split_languages(split)) \
+      if split == "dev" else tuple(languages)
+
+
+def _few_shot_phases(few_shot: dict, target: str, trained: str, model: str, recipe: dict,
+                     languages, split: str, variant: str) -> dict:
+  """Phases that continue phase ``model`` (which trained ``trained``) on ``few_shot``'s k
+  examples per language of ``target``, and their evaluations."""
+  _check_keys("few_shot", few_shot, _FEW_SHOT_KEYS)
+  task = get_task(target)
+  default = [l for l in languages if l != "en" and _has_few_shot(task, l)]
+  langs = list((few_shot.get("languages") or {}).get(target, default))
+  per_language = few_shot.get("per_language", True)
+  groups = [(l,) for l in langs] if per_language else [tuple(langs)]
+  base = _merge({k: v for k, v in recipe.items() if k in _SETTINGS or k in _TUNING_KEYS},
+                {k: few_shot[k] for k in ("optim", "train") if k in few_shot})
+  phases, suffix = {}, f"_{variant}" if variant else ""
+  for k in few_shot["k"]:
+    for group in groups:
+      name = f"{target}{suffix}_k{k}" + (f"_{group[0]}" if per_language else "")
+      batch = min(base.get("train", {}).get("batch_size", 32), k * len(group))
+      phases[name] = dict(kind="train", task=target, init_from=model, **_merge(
+          base, {"train": {"batch_size": batch}}), few_shot_k=k, few_shot_languages=group,
+          few_shot_seed=few_shot.get("seed", 0), head_map={target: trained} if target != trained
+          else {})
+      phases[f"eval_{name}"] = dict(kind="eval", task=target, from_phase=name, split=split,
+                                    languages=_eval_languages(target, group, split),
+                                    data=base.get("data", {}), setting=_label(variant, f"k{k}"))
+  return phases
+
+
+def _has_few_shot(task, language: str) -> bool:
+  try:
+    task.few_shot_source(language)
+    return True
+  except ValueError:
+    return False
+
+
+def _target_phases(targets: ConfigDict, start: str, split: str, variants=None,
+                   few_shot=None) -> dict:
+  """The train and eval phases of every target (once per variant), the trained ones starting
+  from phase ``start``, every evaluation on ``split`` (dev or test); with ``few_shot``, the
+  phases that continue each target model on k examples per language."""
   phases = {}
+  variants = variants or {"": {}}
   for target, recipe in targets.items():
     recipe = recipe.to_dict()
     kind = recipe.pop("kind", "train")
     if kind == "retrieval":
+      if len(variants) > 1 or few_shot:
+        raise ValueError(f"target {target}: retrieval targets read the intermediate encoder, the "
+                         "same for every variant and k; give them in a sweep without variants "
+                         "and few_shot")
       phases[f"eval_{target}"] = dict(kind="retrieval", task=target, from_phase=start,
                                       split=split, **recipe)
       continue
     if kind != "train":
       raise ValueError(f"target {target}: unknown kind {kind!r}; use train or retrieval")
     languages = recipe.pop("languages", ())
-    unknown = sorted(set(recipe) - set(_TRAIN_KEYS))
-    if unknown:
-      raise ValueError(f"target {target}: unknown key(s) {unknown}; use languages, "
-                       f"{', '.join(_TRAIN_KEYS)}")
-    trained = get_task(target).model_task or target
-    phase = dict(kind="train", task=trained, init_from=start, dont_load=["heads/.*"], **recipe)
-    if phases.setdefault(trained, phase) != phase:
-      raise ValueError(f"target {target} shares the {trained} model with another target but "
-                       f"sets other settings: give them the same recipe")
-    if split == "dev":  # the languages that have a dev set (UD-POS: 29 of XTREME's 33)
-      languages = [l for l in languages if l in get_task(target).split_languages("dev")]
-    phases[f"eval_{target}"] = dict(kind="eval", task=target, from_phase=trained, split=split,
-                                    languages=tuple(languages), data=recipe.get("data", {}))
+    _check_keys(f"target {target}", recipe, ("languages", *_TRAIN_KEYS))
+    for variant, settings in variants.items():
+      settings = dict(settings)
+      per_target = (settings.pop("targets", None) or {}).get(target, {})
+      _check_keys(f"variant {variant}", {**settings, **per_target}, _TRAIN_KEYS)
+      merged = _merge(recipe, settings, per_target)
+      trained = get_task(target).model_task or target
+      name = f"{trained}_{variant}" if variant else trained
+      phase = dict(kind="train", task=trained, init_from=start, dont_load=["heads/.*"], **merged)
+      if phases.setdefault(name, phase) != phase:
+        raise ValueError(f"target {target} shares the {trained} model with another target but "
+                         f"sets other settings: give them the same recipe")
+      setting = _label(variant, "k0" if few_shot else "")
+      phases[f"eval_{target}{'_' + variant if variant else ''}"] = dict(
+          kind="eval", task=target, from_phase=name, split=split,
+          languages=_eval_languages(target, languages, split), data=merged.get("data", {}),
+          setting=setting)
+      if few_shot:
+        phases.update(_few_shot_phases(few_shot, target, trained, name, merged, languages,
+                                       split, variant))
   return phases
 
 
@@ -123,8 +216,10 @@ def expand(sweep: ConfigDict) -> list[ConfigDict]:
     split = sweep.get("split", "test")
     if split not in ("dev", "test"):
       raise ValueError(f"sweep split {split!r}: use dev or test")
-    configs.append(_run_config(sweep, name, {**phases,
-                                             **_target_phases(sweep.targets, start, split)}))
+    variants = sweep.variants.to_dict() if sweep.get("variants") else None
+    few_shot = sweep.few_shot.to_dict() if sweep.get("few_shot") else None
+    configs.append(_run_config(sweep, name, {**phases, **_target_phases(
+        sweep.targets, start, split, variants, few_shot)}))
   return configs
 
 
@@ -141,11 +236,12 @@ class SweepRun:
   target: str
   phases: tuple[str, ...]
   shared: tuple[tuple[str, int], ...]
+  setting: str = ""
 
   def describe(self) -> str:
     deps = ", ".join(f"{self.intermediate}/{p} (shared by {n} runs)" for p, n in self.shared)
-    return (f"{self.intermediate}/{self.target}: phases {' -> '.join(self.phases)}"
-            + (f"; depends on {deps}" if deps else ""))
+    what = f"{self.intermediate}/{self.target}" + (f" [{self.setting}]" if self.setting else "")
+    return f"{what}: phases {' -> '.join(self.phases)}" + (f"; depends on {deps}" if deps else "")
 
 
 def group_runs(config: ConfigDict) -> list[SweepRun]:
@@ -167,7 +263,8 @@ def group_runs(config: ConfigDict) -> list[SweepRun]:
     shared = [n for i, n in enumerate(mine) if len(users[n]) > 1
               and not any(users[m] == users[n] for m in mine[i + 1:])]
     runs.append(SweepRun(group_name(config), phases[end].task, tuple(mine),
-                         tuple((n, len(users[n])) for n in shared)))
+                         tuple((n, len(users[n])) for n in shared),
+                         getattr(phases[end], "setting", "")))
   return runs
 
 
@@ -239,6 +336,7 @@ def main_sweep(argv: list[str]) -> int:
     print(plan(sweep, configs, index, count))
     return 0
   configure_jax()
+  write_spec(sweep)
   setup = setup_config(sweep)
   if setup is not None:
     run_all(setup)
@@ -261,16 +359,37 @@ def main_sweep(argv: list[str]) -> int:
   return 0
 
 
+def write_spec(sweep: ConfigDict) -> None:
+  """``<sweep_dir>/.report.json``: the sweep config's ``report`` (baselines) for xtjax report."""
+  if not sweep.get("report") or jax.process_index() != 0:
+    return
+  spec = sweep.report.to_dict()
+  _check_keys("report", spec, ("baseline", "baselines"))
+  root = epath.Path(sweep.sweep_dir)
+  root.mkdir(parents=True, exist_ok=True)
+  (root / REPORT_SPEC).write_text(json.dumps(spec, indent=2) + "\n")
+
+
 def main_report(argv: list[str]) -> int:
-  """``xtjax report --sweep DIR [--baseline NAME] [--out DIR]``."""
-  p = argparse.ArgumentParser(prog="xtjax report", description="the table, CSV and heatmap of a "
-                              "sweep's zero-shot scores against its baseline")
-  p.add_argument("--sweep", required=True, help="sweep_dir of xtjax sweep")
-  p.add_argument("--baseline", default="none", help="the intermediate setting deltas are against")
-  p.add_argument("--out", default=None, help="output folder (default: the sweep folder)")
+  """``xtjax report --sweep DIR [--baseline NAME] [--out DIR]`` or ``--scaling DIR DIR ...``."""
+  p = argparse.ArgumentParser(prog="xtjax report", description="the tables, CSVs and heatmaps of a "
+                              "sweep's zero-shot scores against its baseline, per task and per "
+                              "language; or, with --scaling, the gain from intermediate training "
+                              "against model size over several sweeps")
+  what = p.add_mutually_exclusive_group(required=True)
+  what.add_argument("--sweep", help="sweep_dir of xtjax sweep")
+  what.add_argument("--scaling", nargs="+", metavar="DIR",
+                    help="sweep_dirs of one grid at several model sizes")
+  p.add_argument("--baseline", default=None, help="the row deltas are against (default: the "
+                 "sweep's report.baseline, else none)")
+  p.add_argument("--out", default=None, help="output folder (default: the sweep folder; "
+                 "--scaling: the first sweep's parent)")
   args = p.parse_args(argv)
   try:
-    report = write_report(args.sweep, args.out, args.baseline)
+    if args.scaling:
+      report = write_scaling(args.scaling, args.out, args.baseline)
+    else:
+      report = write_report(args.sweep, args.out, args.baseline)
   except (ValueError, FileNotFoundError) as e:
     sys.stderr.write(f"xtjax report: {innermost(e)}\n")
     return 2

@@ -9,6 +9,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -28,6 +29,7 @@ def layer_lines(path: Path, series: dict[str, tuple[list, list]], *, ylabel: str
     if dashed and label in dashed:
       ax.plot(*dashed[label], linestyle="--", color=colour, alpha=0.7)
   ax.set_xlabel(xlabel)
+  ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
   ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=10)
   ax.grid(alpha=0.3)

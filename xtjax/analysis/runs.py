@@ -120,7 +120,7 @@ def load_model(ckpt: Checkpoint, head: str | None):
   exactly as the phase trained them (whatever parameters its model has)."""
   run = ckpt.run
   tasks = [pipeline.resolve(get_task(head), run.data)] if head else []
-  model, shardings = run.model(tasks)
+  model, shardings = run.model(tasks, phase=ckpt.phase)
   params, _ = run.trained_params(ckpt.phase, model, shardings)
   return model, shardings, params
 

@@ -16,6 +16,8 @@ import itertools
 import grain
 import numpy as np
 
+from xtjax.data.tagging import IGNORE
+
 MASK_SHARE = 0.8  # of the selected tokens, replaced by <mask> ...
 RANDOM_SHARE = 0.1  # ... or by a random token; the rest stay unchanged
 _CHUNK = 10_000  # texts per tokenizer call
@@ -71,7 +73,7 @@ def mask_tokens(input_ids, attention_mask, rng: np.random.Generator, *, mask_id:
   chance = np.full(ids.shape, probability)
   chance[np.isin(ids, list(special_ids)) | (np.asarray(attention_mask) == 0)] = 0
   selected = rng.binomial(1, chance, size=ids.shape).astype(bool)
-  labels = np.where(selected, ids, -100).astype(np.int32)
+  labels = np.where(selected, ids, IGNORE).astype(np.int32)
   replaced = rng.binomial(1, MASK_SHARE, size=ids.shape).astype(bool) & selected
   ids[replaced] = mask_id
   randomised = (rng.binomial(1, RANDOM_SHARE / (1 - MASK_SHARE), size=ids.shape).astype(bool)

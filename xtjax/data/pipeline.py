@@ -60,16 +60,19 @@ def load_rows(task: Task, split: str, language: str | None, data) -> tuple[datas
   a split of several sources (ANLI+) is their concatenation, reported per source.
 
   ``data`` is the run's data config: ``source`` ('hub' or 'tfds'), ``hub_mirror``,
-  ``tfds_data_dir``, ``ccgbank_dir``, ``mlm_sources`` and ``strict``.
+  ``tfds_data_dir``, ``ccgbank_dir``, ``mlm_sources``, ``strict``, ``translations`` and
+  ``translate_languages`` (translate-train tasks: only these translations; none: all).
   """
   if task.kind == "masked_lm":
     return _mlm_rows(split, data)
   parts, reports = [], {}
+  only = tuple(data.get("translate_languages") or ())
   for source in task.sources(split, language):
-    ds = _load(task, source, split, language, data)
-    ds, reports[source.describe()] = rows_lib.normalize(ds, source, task, kinds.get(task.kind),
-                                                       training=split == "train",
-                                                       strict=data.strict)
+    if source.translation and only and source.translation not in only:
+      continue  # a translate-train task restricted to some of its languages
+    ds = read_source(task, source, split, language, data)
+    ds, reports[hub_translation(source, data).describe()] = rows_lib.normalize(
+        ds, source, task, kinds.get(task.kind), training=split == "train", strict=data.strict)
     parts.append(ds)
   if len(parts) == 1:
     return parts[0], next(iter(reports.values()))
@@ -81,7 +84,18 @@ def load_rows(task: Task, split: str, language: str | None, data) -> tuple[datas
   return datasets.concatenate_datasets(parts), report
 
 
-def _load(task: Task, source: Source, split: str, language: str | None, data) -> datasets.Dataset:
+def hub_translation(source: Source, data) -> Source:
+  """A TFDS translate-train source as the hub dataset ``data.translations`` names for its task
+  (one config per language), or ``source`` itself."""
+  hub = (data.get("translations") or {}).get(source.repo.removeprefix("tfds:"))
+  return dataclasses.replace(source, repo=hub) if source.repo.startswith("tfds:") and hub \
+      else source
+
+
+def read_source(task: Task, source: Source, split: str, language: str | None,
+                data) -> datasets.Dataset:
+  """The upstream rows of one ``source`` of ``task``'s split, before `rows.normalize`."""
+  source = hub_translation(source, data)
   if source.repo.startswith("tfds:"):  # data only TFDS has (XTREME's translations)
     return tfds_source.load_tfds(source.repo[len("tfds:"):], split, source.configs[0],
                                  data.tfds_data_dir)

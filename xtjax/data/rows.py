@@ -16,6 +16,7 @@ import datasets
 from xtjax.data.tasks import Source, Task
 
 log = logging.getLogger(__name__)
+ROW_ID = "row_id"  # a column normalize carries through: the row's place in its source
 
 
 def _names(ds: datasets.Dataset, column: str) -> list[str] | None:
@@ -30,16 +31,20 @@ def _names(ds: datasets.Dataset, column: str) -> list[str] | None:
 def normalize(ds: datasets.Dataset, source: Source, task: Task, kind, *, training: bool,
               strict: bool = False) -> tuple[datasets.Dataset, dict]:
   """The ``kind``'s fields for every row (training: every well-formed row), and the report
-  ``{rows, kept, malformed}`` (``kept``: the rows that go on)."""
+  ``{rows, kept, malformed}`` (``kept``: the rows that go on). A ``ROW_ID`` column is kept."""
   label_column = source.column(kind.label_field)
   names = _names(ds, label_column) if label_column in ds.column_names else None
 
   def batch_convert(batch):
     keys = list(batch)
-    out = {k: [] for k in list(kind.fields) + ["problem"]}
+    carried = [ROW_ID] if ROW_ID in keys else []
+    out = {k: [] for k in list(kind.fields) + ["problem"] + carried}
     for values in zip(*(batch[k] for k in keys)):
+      row = dict(zip(keys, values))
+      for k in carried:
+        out[k].append(row[k])
       try:
-        fields, problem = kind.convert(dict(zip(keys, values)), source, task, names, training)
+        fields, problem = kind.convert(row, source, task, names, training)
       except KeyError as e:
         raise ValueError(f"{source.describe()} has no column {e}: the task {task.name} reads "
                          f"{dict(source.columns) or 'the upstream columns'}") from None

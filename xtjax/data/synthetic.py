@@ -208,19 +208,23 @@ XNLI_FEATURES = datasets.Features({
 
 def write_nli_mirror(root, *, languages=("en", "de", "fr", "es", "ru"), n_train: int = 12000,
                      n_dev: int = 300, n_test: int = 300, max_facts: int = 1,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, translate: bool = False) -> dict:
   """Writes synthetic MNLI (``root/nyu-mll/glue``, config mnli: English train and both validation
   splits, n_dev rows each) and XNLI (``root/google/xtreme``, config XNLI: n_dev validation and
   n_test test rows per language, parallel across languages), each split from its own seed.
-  Premises state 1..max_facts facts; more than one makes the task much harder to learn."""
+  Premises state 1..max_facts facts; more than one makes the task much harder to learn. With
+  ``translate``, also the MNLI train set in every other language (``root/facebook/xnli``, config
+  <lang>, split train, in MNLI's columns: the layout of XNLI-MT on the hub): the same examples
+  rendered in each language, i.e. translations by a perfect translation system."""
   languages = tuple(languages)
   for language in languages:
     _lexicon(language)
   root = Path(root)
   rngs = [random.Random(f"{seed}/{split}") for split in range(5)]
 
-  def mnli(n, rng):
-    rows = [(*_render(ex, "en"), label) for ex, label in _examples(n, rng, max_facts)]
+  def mnli(n, rng, language="en", examples=None):
+    examples = examples or _examples(n, rng, max_facts)
+    rows = [(*_render(ex, language), label) for ex, label in examples]
     return datasets.Dataset.from_dict(
         {"premise": [r[0] for r in rows], "hypothesis": [r[1] for r in rows],
          "label": [r[2] for r in rows], "idx": list(range(n))}, features=MNLI_FEATURES)
@@ -233,9 +237,14 @@ def write_nli_mirror(root, *, languages=("en", "de", "fr", "es", "ru"), n_train:
         {name: [r[j] for r in rows] for j, name in enumerate(XNLI_FEATURES)},
         features=XNLI_FEATURES)
 
+  train = _examples(n_train, rngs[0], max_facts)
   glue = write_hub_config(root / "nyu-mll" / "glue", "mnli", {
-      "train": mnli(n_train, rngs[0]), "validation_matched": mnli(n_dev, rngs[1]),
+      "train": mnli(n_train, None, examples=train), "validation_matched": mnli(n_dev, rngs[1]),
       "validation_mismatched": mnli(n_dev, rngs[2])})
+  translated = [l for l in languages if l != "en"] if translate else []
+  for language in translated:  # XNLI-MT's columns: MNLI's without idx
+    rows = mnli(n_train, None, language, examples=train).remove_columns("idx")
+    write_hub_config(root / "facebook" / "xnli", language, {"train": rows})
   xtreme = write_hub_config(root / "google" / "xtreme", "XNLI", {
       "validation": xnli(n_dev, rngs[3]), "test": xnli(n_test, rngs[4])})
   return {"mnli": {"path": str(root / "nyu-mll" / "glue"), "config": "mnli", "files": glue,
@@ -243,7 +252,23 @@ def write_nli_mirror(root, *, languages=("en", "de", "fr", "es", "ru"), n_train:
                              "validation_mismatched": n_dev}},
           "xnli": {"path": str(root / "google" / "xtreme"), "config": "XNLI", "files": xtreme,
                    "sizes_per_language": {"validation": n_dev, "test": n_test}},
-          "languages": languages, "max_facts": max_facts, "seed": seed}
+          "languages": languages, "max_facts": max_facts, "seed": seed,
+          "translations": {"path": str(root / "facebook" / "xnli"), "languages": translated}}
+
+
+def write_texts(root, *, languages, n: int = 2000, max_facts: int = 2, seed: int = 0) -> dict:
+  """``root/<lang>.txt``: n generated sentences per language, one per line (monolingual text,
+  not parallel: each language from its own seed), e.g. for the mlm task's data.mlm_sources."""
+  root = Path(root)
+  root.mkdir(parents=True, exist_ok=True)
+  files = {}
+  for language in languages:
+    rng = random.Random(f"{seed}/text/{language}")
+    files[language] = str(root / f"{language}.txt")
+    Path(files[language]).write_text("".join(_render(ex, language)[0] + "\n"
+                                             for ex, _ in _examples(n, rng, max_facts)),
+                                     encoding="utf-8")
+  return files
 
 
 XLMR_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")

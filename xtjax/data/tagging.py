@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xtjax.steps import IGNORE
+IGNORE = -100  # the label of positions without one: later sub-words, unmasked MLM tokens
 
 
 def _pieces(words: list[str], tokenizer, room: int) -> list[list[int]]:

@@ -39,6 +39,7 @@ class Source:
   revision: str | None = None  # the hub revision read (a repo whose main holds only a script)
   ud: str | None = None  # UD-POS: read this language from data.ud_dir when it is set
   skip_tags: tuple[str, ...] = ()  # tagging: tokens with these tags are left out (UD "_")
+  translation: str | None = None  # translate-train: the language this source translates into
 
   def column(self, field: str) -> str:
     return dict(self.columns).get(field, field)
@@ -65,6 +66,8 @@ class Task:
   model_task: str | None = None  # a task whose trained model this one shares (xquad: squad)
   null_answers: bool = False  # QA with unanswerable questions (SQuAD v2.0)
   dev_languages: dict[str, Source] = dataclasses.field(default_factory=dict)
+  # Training sets in other languages than English (few-shot examples come from these first).
+  train_languages: dict[str, Source] = dataclasses.field(default_factory=dict)
 
   def sources(self, split: str, language: str | None = None) -> tuple[Source, ...]:
     source = self.source(split, language)
@@ -82,9 +85,25 @@ class Task:
   def num_labels(self) -> int:
     return len(self.labels)
 
+  def few_shot_source(self, language: str) -> tuple[str, Source]:
+    """(split, source) that few-shot examples in ``language`` are drawn from: the language's
+    train split where the task has one (``train_languages``), else its dev split."""
+    if language in self.train_languages:
+      return "train", self.train_languages[language]
+    if language in self.dev_languages:
+      return "dev", self.dev_languages[language]
+    have = sorted(set(self.train_languages) | set(self.dev_languages))
+    raise ValueError(f"task {self.name} has no train or dev set in {language!r} to draw "
+                     f"few-shot examples from: it has {', '.join(have) or 'none'}")
+
   def source(self, split: str, language: str | None = None) -> Source | tuple[Source, ...]:
     """``train`` and ``dev`` (language None) are English; ``test`` and ``dev`` of ``language``
-    are that language's evaluation sets."""
+    are that language's evaluation sets, ``train`` of ``language`` its training set."""
+    if split == "train" and language is not None:
+      if language not in self.train_languages:
+        raise ValueError(f"task {self.name} has no train set in {language!r}: it has "
+                         f"{', '.join(self.train_languages) or 'none'}")
+      return self.train_languages[language]
     if split == "dev" and language is not None:
       if language not in self.dev_languages:
         raise ValueError(f"task {self.name} has no dev set in {language!r}: it has "
@@ -181,7 +200,10 @@ TASKS = {
                   dev=_src(XTREME, "PAWS-X.en", "validation", **_PAIR),
                   test={l: _src(XTREME, f"PAWS-X.{l}", "test", **_PAIR) for l in PAWSX_LANGS},
                   dev_languages={l: _src(XTREME, f"PAWS-X.{l}", "validation", **_PAIR)
-                                 for l in PAWSX_LANGS}),
+                                 for l in PAWSX_LANGS},
+                  # PAWS-X.<lang> train: the English train set machine-translated (PAWS-X's)
+                  train_languages={l: _src(XTREME, f"PAWS-X.{l}", "train", **_PAIR)
+                                   for l in PAWSX_LANGS if l != "en"}),
     "udpos": Task("udpos", "token_classification", labels=UPOS_TAGS, metric="f1",
                   train=_src(XTREME, "udpos.English", "train", ud="en", **_UPOS),
                   dev=_src(XTREME, "udpos.English", "validation", ud="en", **_UPOS),
@@ -190,7 +212,10 @@ TASKS = {
                         **{l: _src("universal-dependencies/universal_dependencies", t, "test",
                                    ud=l, **_UD27) for l, t in UD27_TREEBANKS.items()}},
                   dev_languages={l: _src(XTREME, f"udpos.{n}", "validation", ud=l, **_UPOS)
-                                 for l, n in UDPOS_NAMES.items() if l not in UDPOS_NO_DEV}),
+                                 for l, n in UDPOS_NAMES.items() if l not in UDPOS_NO_DEV},
+                  train_languages={l: _src(XTREME, f"udpos.{n}", "train", ud=l, **_UPOS)
+                                   for l, n in UDPOS_NAMES.items()
+                                   if l != "en" and l not in UDPOS_NO_DEV}),
     "panx": Task("panx", "token_classification", labels=NER_TAGS, metric="f1",
                  train=_src(XTREME, "PAN-X.en", "train", **_NER),
                  dev=_src(XTREME, "PAN-X.en", "validation", **_NER),
@@ -198,7 +223,9 @@ TASKS = {
                        **{l: _src("unimelb-nlp/wikiann", l, "test", **_NER)
                           for l in WIKIANN_EXTRA}},
                  dev_languages={l: _src(XTREME, f"PAN-X.{l}", "validation", **_NER)
-                                for l in PANX_LANGS}),
+                                for l in PANX_LANGS},
+                 train_languages={l: _src(XTREME, f"PAN-X.{l}", "train", **_NER)
+                                  for l in PANX_LANGS if l != "en"}),
     "squad": Task("squad", "question_answering", metric="f1",
                   train=_src(XTREME, "SQuAD", "train"), dev=_src(XTREME, "SQuAD", "validation"),
                   test={"en": _src(XTREME, "SQuAD", "validation")}),
@@ -218,7 +245,9 @@ TASKS = {
                    train=_tydiqa("train", "en"), dev=_tydiqa("validation", "en"),
                    test={l: _tydiqa("validation", l) for l in TYDIQA_NAMES},
                    # the GoldP dev sets are XTREME's test sets and jiant's "val" alike.
-                   dev_languages={l: _tydiqa("validation", l) for l in TYDIQA_NAMES}),
+                   dev_languages={l: _tydiqa("validation", l) for l in TYDIQA_NAMES},
+                   # the GoldP train set has every language (XTREME trains on its English part)
+                   train_languages={l: _tydiqa("train", l) for l in TYDIQA_NAMES if l != "en"}),
     # XTREME-R's XCOPA recipe: SocialIQA, then English COPA, then zero-shot XCOPA.
     "siqa": Task("siqa", "multiple_choice", labels=("1", "2", "3"),
                  train=_src("allenai/social_i_qa", None, "train", **_SIQA),
@@ -290,10 +319,11 @@ def _translate_train(name: str, base: str, tfds_task: str, languages, hub_config
   read from TFDS (``tfds:<task>`` sources) unless the hub has them (PAWS-X)."""
   task = TASKS[base]
   if hub_config:
-    extra = tuple(_src(XTREME, hub_config.format(l=l), "train", **_PAIR) for l in languages)
-  else:
-    extra = tuple(Source(f"tfds:{tfds_task}", (l,), "train", task.sources("train")[0].columns)
+    extra = tuple(_src(XTREME, hub_config.format(l=l), "train", translation=l, **_PAIR)
                   for l in languages)
+  else:
+    extra = tuple(Source(f"tfds:{tfds_task}", (l,), "train", task.sources("train")[0].columns,
+                         translation=l) for l in languages)
   return dataclasses.replace(task, name=name, train=task.sources("train") + extra,
                              model_task=None)
 

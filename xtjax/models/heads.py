@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from xtjax.models.prefix import Prefix, PrefixConfig
 from xtjax.models.xlmr import (EMBED, VOCAB, LayerNorm, XLMRConfig, XLMREncoder, dense, dropout,
                                sub_rng)
 
@@ -88,11 +89,13 @@ class TaskModel(nnx.Module):
   """One encoder shared by named task heads: ``model(batch, task=name, rng=key)`` -> logits.
 
   ``heads`` maps each task name to (head class, number of labels), e.g.
-  ``{"xnli": (ClassificationHead, 3)}``; `xtjax.kinds.head_specs` builds it for tasks."""
+  ``{"xnli": (ClassificationHead, 3)}``; `xtjax.kinds.head_specs` builds it for tasks.
+  ``prefix``: deep prompts in the encoder (none when absent or of length 0)."""
 
   def __init__(self, cfg: XLMRConfig, heads: dict[str, tuple[type, int]], *, dtype=jnp.float32,
-               remat: bool = False, rngs: nnx.Rngs):
-    self.encoder = XLMREncoder(cfg, dtype=dtype, remat=remat, rngs=rngs)
+               remat: bool = False, prefix: PrefixConfig | None = None, rngs: nnx.Rngs):
+    prompts = (lambda r: Prefix(cfg, prefix, r)) if prefix is not None and prefix.length else None
+    self.encoder = XLMREncoder(cfg, dtype=dtype, remat=remat, prefix=prompts, rngs=rngs)
     with nnx.use_eager_sharding(False):
       self.heads = nnx.Dict({name: head(cfg, n, dtype, rngs)
                              for name, (head, n) in sorted(heads.items())})

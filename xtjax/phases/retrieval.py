@@ -22,4 +22,4 @@ def run_phase(run: Run, phase: RetrievalPhase) -> PhaseResult:
                 f"layer {result['layer']} ({result['pooling']} pooling)")
   if jax.process_index() == 0:
     print(layer_table(result) + "\n")
-  return PhaseResult(phase.name, phase.kind, details=result)
+  return PhaseResult(phase.name, phase.kind, details={**result, "setting": phase.setting})

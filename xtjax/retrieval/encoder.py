@@ -29,7 +29,7 @@ class Encoder:
       raise ValueError(f"layer(s) {bad} outside 0..{n} (1-based; 0 is the embedding output)")
     self.run, self.layers, self.batch_size = run, list(layers), batch_size
     self.max_length = min(max_length, run.model_cfg.max_position_embeddings - 2)
-    model, self.param_sh = run.model()
+    model, self.param_sh = run.model(phase=phase)  # a prefix phase's prompts included
     self.params, _ = run.trained_params(phase, model, self.param_sh)
     specials = jnp.asarray(sorted({run.tokenizer.cls_token_id, run.tokenizer.sep_token_id}))
 
