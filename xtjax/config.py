@@ -119,3 +119,13 @@ def sibling_config(config_file: str, name: str, arg: str | None = None) -> Confi
   ``arg``."""
   path = Path(config_file).with_name(f"{name}.py")
   return load_config_file(str(path) if arg is None else f"{path}:{arg}")
+
+
+def grid_sweep(config_file: str, name: str, arg: str) -> tuple[ConfigDict, ConfigDict]:
+  """(phang2020.py's grid at ``arg`` beside ``config_file``, a new sweep ``name`` with the grid's
+  split, run and setup, in ``runs/sweeps/<name>_<size>``)."""
+  grid = sibling_config(config_file, "phang2020", arg)
+  c = ConfigDict()
+  c.sweep_dir = f"runs/sweeps/{name}_{arg.partition(',')[0]}"
+  c.split, c.run, c.setup = grid.split, grid.run, grid.setup
+  return grid, c

@@ -30,7 +30,7 @@ select on in true few-shot transfer.
 
 from ml_collections import ConfigDict
 
-from xtjax.config import sibling_config
+from xtjax.config import grid_sweep, sibling_config
 from xtjax.data.tasks import PANX_LANGS, TYDIQA_NAMES, UDPOS_NAMES, UDPOS_NO_DEV, XNLI_LANGS
 
 K = (10, 100, 1000)
@@ -47,13 +47,8 @@ TRAIN = dict(epochs=50.0, selection="last", patience=0, eval_every=10**9)
 def get_config(arg: str = "large"):
   if (arg or "large") == "demo":
     return demo_config()
-  size = (arg or "large").partition(",")[0]
-  grid = sibling_config(__file__, "phang2020", arg or "large")
-  c = ConfigDict()
-  c.sweep_dir = f"runs/sweeps/few_shot_{size}"
+  grid, c = grid_sweep(__file__, "few_shot", arg or "large")
   c.split = "test"
-  c.run = grid.run
-  c.setup = grid.setup
   c.intermediates = ConfigDict(sort_keys=False)
   c.intermediates.none = None
   c.intermediates.mnli = grid.intermediates.mnli

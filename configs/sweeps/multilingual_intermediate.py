@@ -31,7 +31,7 @@ not say which text they used); ``mlm_max_texts`` caps each language's Wikipedia 
 
 from ml_collections import ConfigDict
 
-from xtjax.config import sibling_config
+from xtjax.config import grid_sweep, sibling_config
 from xtjax.data.tasks import PAWSX_LANGS, XNLI_LANGS, XQUAD_LANGS
 from xtjax.scoring import TASK_LANGUAGES
 
@@ -46,16 +46,10 @@ WIKIPEDIA = "wikimedia/wikipedia:20231101.{lang}"
 def get_config(arg: str = "large"):
   if (arg or "large") == "demo":
     return demo_config()
-  size = (arg or "large").partition(",")[0]
-  grid = sibling_config(__file__, "phang2020", arg or "large")
-  c = ConfigDict()
-  c.sweep_dir = f"runs/sweeps/multilingual_intermediate_{size}"
-  c.split = grid.split
-  c.run = grid.run
+  grid, c = grid_sweep(__file__, "multilingual_intermediate", arg or "large")
   c.run.data.update(mlm_sources=tuple(WIKIPEDIA.format(lang=l)
                                       for l in ("en", *TASK_LANGUAGES["xtreme-r"]["tatoeba"])),
                     mlm_max_texts=4000)
-  c.setup = grid.setup
   english = grid.intermediates.mnli.train.to_dict()  # 3 epochs, the last step (jiant's)
   c.intermediates = ConfigDict(sort_keys=False)
   c.intermediates.none = None

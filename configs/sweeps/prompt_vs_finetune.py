@@ -33,7 +33,7 @@ import math
 
 from ml_collections import ConfigDict
 
-from xtjax.config import sibling_config
+from xtjax.config import grid_sweep, sibling_config
 
 TARGETS = ("xnli", "pawsx", "udpos", "xquad", "tydiqa")
 # task: (P, lr, batch, epochs, max_length, English training rows), each with its source.
@@ -69,13 +69,7 @@ def prefix_recipe(task: str) -> dict:
 def get_config(arg: str = "large"):
   if (arg or "large") == "demo":
     return demo_config()
-  size = (arg or "large").partition(",")[0]
-  grid = sibling_config(__file__, "phang2020", arg or "large")
-  c = ConfigDict()
-  c.sweep_dir = f"runs/sweeps/prompt_vs_finetune_{size}"
-  c.split = grid.split
-  c.run = grid.run
-  c.setup = grid.setup
+  grid, c = grid_sweep(__file__, "prompt_vs_finetune", arg or "large")
   c.intermediates = ConfigDict(sort_keys=False)
   c.intermediates.none = None
   c.intermediates.mnli = grid.intermediates.mnli
