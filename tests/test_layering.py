@@ -2,6 +2,7 @@
 at module top except those of optional dependencies (read from the source with ast)."""
 
 import ast
+import functools
 import pathlib
 
 import pytest
@@ -17,6 +18,7 @@ def module_name(path: pathlib.Path) -> str:
   return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@functools.cache
 def modules() -> dict[str, ast.Module]:
   return {module_name(p): ast.parse(p.read_text(), str(p)) for p in sorted(PACKAGE.rglob("*.py"))}
 

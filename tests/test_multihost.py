@@ -13,6 +13,7 @@ import sys
 import pytest
 
 import configs.demo as demo_config
+import subprocs
 from xtjax.phases.demo_assets import prepare
 
 pytestmark = pytest.mark.slow  # trains demo-scale models end to end
@@ -37,8 +38,7 @@ def command(run_dir, *phases):
 def run(cmd, processes: int, devices: int):
   port, procs = free_port(), []
   for pid in range(processes):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               JAX_PLATFORMS="cpu")
+    env = subprocs.env(devices)
     if processes > 1:
       env.update(XTJAX_DISTRIBUTED="1", XTJAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
                  XTJAX_NUM_PROCESSES=str(processes), XTJAX_PROCESS_ID=str(pid))

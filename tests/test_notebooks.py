@@ -3,12 +3,13 @@ directory) and shows every table and the heatmap; the TPU template is valid and 
 
 import base64
 import json
-import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
+
+import subprocs
 
 pytestmark = pytest.mark.slow  # trains demo-scale models end to end
 
@@ -40,16 +41,10 @@ def _kernel_manager(spec_root: Path):
 
 
 def _kernel_env(run_root: Path) -> dict:
-  env = dict(os.environ, XTJAX_NB_FAST="1", XTJAX_NB_DIR=str(run_root), XTJAX_SOURCE=str(ROOT),
-             HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-             MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
   # One CPU device, as on a Colab CPU runtime (conftest.py simulates 8 for the other tests).
-  flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", "")).strip()
-  if flags:
-    env["XLA_FLAGS"] = flags
-  else:
-    env.pop("XLA_FLAGS", None)
-  return env
+  return subprocs.env(None, XTJAX_NB_FAST="1", XTJAX_NB_DIR=str(run_root), XTJAX_SOURCE=str(ROOT),
+                      HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
+                      MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
 
 
 def _outputs(nb) -> dict:

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+import subprocs
 from xtjax.preemption import PreemptionGuard
 
 pytestmark = pytest.mark.slow  # real signals to training subprocesses
@@ -59,8 +60,7 @@ def free_port() -> int:
 
 
 def start(script, *args):
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1",
-             JAX_PLATFORMS="cpu")
+  env = subprocs.env(1)
   return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env, cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

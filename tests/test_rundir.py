@@ -13,6 +13,7 @@ import time
 import pytest
 
 import configs.demo as demo_config
+import subprocs
 from xtjax import rundir
 
 HOLD = r'''
@@ -40,7 +41,7 @@ def hold(tmp_path):
   def start(seconds: float):
     proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "run"), str(seconds)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
+                            env=subprocs.env(1))
     procs.append(proc)
     return proc
 
