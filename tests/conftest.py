@@ -1,13 +1,17 @@
 """Eight simulated CPU devices for every test and fast-compiling XLA flags (set before JAX
 initialises), and shared fixtures."""
 
+import importlib.metadata
 import os
 import tempfile
 
 # Tests check numbers, not speed: LLVM at -O0 with XLA:CPU's loop emitters compiles the suite's
-# many small programs about twice as fast (a tiny model's train step: 4.0 -> 1.7-2.6 s). The
-# processes that tests start inherit these flags (tests/subprocs.py).
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+# many small programs about twice as fast (jaxlib 0.10, a tiny model's train step: 4.0 -> 1.7-2.6
+# s). jaxlib 0.11 removed the emitter switch (XLA stops on an unknown flag). The processes that
+# tests start inherit these flags (tests/subprocs.py).
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+if tuple(int(p) for p in importlib.metadata.version("jaxlib").split(".")[:2]) < (0, 11):
+  TEST_XLA_FLAGS += " --xla_cpu_use_fusion_emitters=false"
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" {TEST_XLA_FLAGS}"
                            " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
