@@ -1,6 +1,7 @@
 """Eight simulated CPU devices for every test and fast-compiling XLA flags (set before JAX
 initialises), and shared fixtures."""
 
+import collections
 import importlib.metadata
 import os
 import tempfile
@@ -57,7 +58,10 @@ def pytest_collection_modifyitems(items):
   for item in items:
     if SLOW_FIXTURES & set(item.fixturenames):
       item.add_marker(pytest.mark.slow)
-  # Files holding slow tests run first: under pytest-xdist (--dist loadfile) the long files start
-  # early and the quick ones fill in at the end. The sort is stable, so each file stays in one piece.
-  slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-  items.sort(key=lambda item: item.path not in slow_files)
+  # Files run by their share of quick tests, fewest first: under pytest-xdist (--dist loadfile)
+  # the all-slow end-to-end files start early and the quick ones fill in at the end. The sort is
+  # stable, so each file stays in one piece.
+  quick = collections.defaultdict(list)
+  for item in items:
+    quick[item.path].append(item.get_closest_marker("slow") is None)
+  items.sort(key=lambda item: sum(quick[item.path]) / len(quick[item.path]))
