@@ -7,15 +7,14 @@ import re
 import sys
 from pathlib import Path
 
+import ipykernel  # noqa: F401  (the kernel the quickstart runs in; all three: the test extra)
+import nbclient
+import nbformat
 import pytest
 
 import subprocs
 
 pytestmark = pytest.mark.slow  # trains demo-scale models end to end
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART = ROOT / "colab" / "quickstart.ipynb"
