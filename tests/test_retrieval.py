@@ -79,6 +79,8 @@ def test_unknown_names_are_clear_errors():
     retrieval.tatoeba_source("xx")
   with pytest.raises(ValueError, match="unknown retrieval task 'bucc'"):
     retrieval_languages("bucc")
+  with pytest.raises(ValueError, match="unknown retrieval task 'bucc': use tatoeba, bucc2018"):
+    retrieval.evaluate_retrieval(None, "bucc", "intermediate", out_dir=None)
   # XTREME-R's added Tatoeba languages come from the LASER files on mteb's hub copy.
   assert retrieval.tatoeba_source("az")[0].repo == "mteb/tatoeba-bitext-mining"
   assert retrieval_languages("tatoeba") == (scoring.TASK_LANGUAGES["xtreme"]["tatoeba"]

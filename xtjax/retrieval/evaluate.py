@@ -24,7 +24,7 @@ from etils import epath
 
 from xtjax import scoring
 from xtjax.data import pipeline
-from xtjax.data.tasks import BUCC_LANGS, TATOEBA_CODES, Source, retrieval_languages
+from xtjax.data.tasks import RETRIEVAL_TASKS, TATOEBA_CODES, Source, retrieval_languages
 from xtjax.metrics import accuracy, bucc_scores
 from xtjax.retrieval import mining, ranking
 from xtjax.retrieval.encoder import Encoder
