@@ -1,5 +1,5 @@
 """The encoder's building blocks that are written for speed: dropout masks from an unrolled
-Threefry, and attention over head-major queries, keys and values."""
+Threefry, attention over head-major queries, keys and values, and column sums as dot products."""
 
 import jax
 import jax.extend.random as jex_random
@@ -9,6 +9,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from xtjax.models.xlmr import attend, dropout, keep_mask, threefry2x32
+from xtjax.reductions import sum_rows
 
 
 def test_threefry_is_jax_threefry():
@@ -98,3 +99,12 @@ def test_remat_scans_layers_with_the_same_outputs_and_gradients():
     np.testing.assert_allclose(a, b, atol=1e-5)
   for k in plain_grads:
     np.testing.assert_allclose(plain_grads[k], scanned_grads[k], atol=1e-4, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype,tol", [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)])
+def test_sum_rows_is_the_sum_over_leading_axes(dtype, tol):
+  x = jax.random.normal(jax.random.key(0), (3, 5, 7), jnp.float32)
+  total = jax.jit(sum_rows)(x.astype(dtype))
+  assert total.shape == (7,) and total.dtype == dtype
+  expected = np.asarray(x.astype(dtype), np.float64).sum((0, 1))
+  np.testing.assert_allclose(np.asarray(total, np.float64), expected, rtol=tol, atol=tol)

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from xtjax.models.prefix import Prefix, PrefixConfig
-from xtjax.models.xlmr import (EMBED, VOCAB, LayerNorm, XLMRConfig, XLMREncoder, dense, dropout,
-                               sub_rng)
+from xtjax.models.xlmr import (EMBED, VOCAB, LayerNorm, XLMRConfig, XLMREncoder, affine, dense,
+                               dropout, sub_rng)
 
 
 def encode(encoder: XLMREncoder, batch, rng):
@@ -82,7 +82,7 @@ class MaskedLMHead(nnx.Module):
   def __call__(self, encoder, batch, rng=None):
     x = self.layer_norm(jax.nn.gelu(self.dense(encode(encoder, batch, rng)), approximate=False))
     table = encoder.embeddings.word_embeddings.embedding[...].astype(x.dtype)
-    return (jnp.einsum("ble,ve->blv", x, table).astype(jnp.float32) + self.bias[...])
+    return affine(jnp.einsum("ble,ve->blv", x, table).astype(jnp.float32), None, self.bias[...])
 
 
 class TaskModel(nnx.Module):

@@ -18,6 +18,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
+from xtjax.reductions import sum_rows
+
 EMBED, VOCAB, HEADS, MLP, NORM, POS, KV = "embed", "vocab", "heads", "mlp", "norm", "pos", "kv"
 BATCH = "batch"  # activations only
 
@@ -126,14 +128,41 @@ def constrain(x: jax.Array, axes: tuple) -> jax.Array:
   return jax.lax.with_sharding_constraint(x, P(*spec))
 
 
+@jax.custom_vjp
+def affine(x: jax.Array, scale: jax.Array | None, bias: jax.Array) -> jax.Array:
+  """``x * scale + bias`` over the last axis (no scale when None), with the parameters'
+  gradients as `xtjax.reductions.sum_rows` (dense layers' biases, LayerNorm's scale and bias)."""
+  return (x if scale is None else x * scale) + bias
+
+
+def _affine_fwd(x, scale, bias):
+  return affine(x, scale, bias), (None if scale is None else x, scale)
+
+
+def _affine_bwd(res, g):
+  x, scale = res
+  if scale is None:
+    return g, None, sum_rows(g)
+  return g * scale, sum_rows(g * x), sum_rows(g)
+
+
+affine.defvjp(_affine_fwd, _affine_bwd)
+
+
 class Dense(nnx.Linear):
   """`nnx.Linear` on the input's rows: the leading axes merge into one before the matmul, so the
   weight gradient is one plain (rows x in)^T (rows x out) product, where XLA:CPU otherwise
   transposes the activations in separate loops (the benchmark's small model: a train step 1.44 ->
-  1.22 s, benchmarks/README.md)."""
+  1.22 s, benchmarks/README.md); the bias is added by `affine` (its gradient as a product with
+  ones: the same step 1.25 -> 1.16 s)."""
 
   def __call__(self, x):
-    y = super().__call__(x.reshape(-1, x.shape[-1]))
+    kernel = self.kernel[...]
+    bias = None if self.bias is None else self.bias[...]
+    rows, kernel, bias = self.promote_dtype((x.reshape(-1, x.shape[-1]), kernel, bias),
+                                            dtype=self.dtype)
+    y = jnp.dot(rows, kernel, precision=self.precision)
+    y = y if bias is None else affine(y, None, bias)
     return y.reshape(*x.shape[:-1], y.shape[-1])
 
 
@@ -147,7 +176,8 @@ def dense(cfg: XLMRConfig, n_in: int, n_out: int, axes: tuple, dtype, rngs: nnx.
 
 
 class LayerNorm(nnx.LayerNorm):
-  """LayerNorm computed in float32 (two-pass variance, as PyTorch) and cast back."""
+  """LayerNorm computed in float32 (two-pass variance, as PyTorch) and cast back; scale and
+  bias applied by `affine`."""
 
   def __init__(self, cfg: XLMRConfig, rngs: nnx.Rngs):
     super().__init__(cfg.hidden_size, epsilon=cfg.layer_norm_eps, dtype=jnp.float32,
@@ -155,7 +185,12 @@ class LayerNorm(nnx.LayerNorm):
                      bias_metadata={"out_sharding": (NORM,)}, rngs=rngs)
 
   def __call__(self, x):
-    return super().__call__(x.astype(jnp.float32)).astype(x.dtype)
+    h = x.astype(jnp.float32)
+    mean = h.mean(-1, keepdims=True)
+    centered = h - mean
+    var = jnp.square(centered).mean(-1, keepdims=True)
+    normed = centered * jax.lax.rsqrt(var + self.epsilon)
+    return affine(normed, self.scale[...], self.bias[...]).astype(x.dtype)
 
 
 def embed(cfg: XLMRConfig, n: int, axes: tuple, dtype, rngs: nnx.Rngs) -> nnx.Embed:
@@ -200,7 +235,7 @@ class SelfAttention(nnx.Module):
     dtype = self.query.dtype
     kernel = jnp.concatenate([p.kernel[...] for p in parts], 1).astype(dtype)  # (embed, 3 embed)
     bias = jnp.concatenate([p.bias[...] for p in parts]).astype(dtype)
-    y = x.reshape(-1, x.shape[-1]).astype(dtype) @ kernel + bias  # rows, as `Dense`
+    y = affine(x.reshape(-1, x.shape[-1]).astype(dtype) @ kernel, None, bias)  # as `Dense`
     y = y.reshape(*x.shape[:2], 3, self.cfg.num_attention_heads, self.cfg.head_dim)
     return tuple(constrain(y[:, :, i].transpose(0, 2, 1, 3), (BATCH, HEADS, None, None))
                  for i in range(3))
