@@ -30,6 +30,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from train_throughput import PRESETS  # noqa: E402
+from xtjax.config import base_config  # noqa: E402
 from xtjax.data import batches  # noqa: E402
 from xtjax.models.heads import ClassificationHead, QuestionAnsweringHead, TaskModel  # noqa: E402
 from xtjax.params import Model  # noqa: E402
@@ -40,7 +41,7 @@ FERTILITY = {"en": 1.0, "ar": 1.2, "bg": 1.15, "de": 1.15, "el": 1.3, "es": 1.1,
              "zh": 1.0}
 XNLI = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
 XQUAD = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
-BUCKETS = (64, 128, 256, 384, 512)  # xtjax's default data.eval_buckets
+BUCKETS = tuple(base_config().data.eval_buckets)  # xtjax's default
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,7 +160,7 @@ def main(argv=None) -> dict:
         "ratio_vs_hf": round(per_s["xtjax"] / per_s["hf"], 3),
         "ratio_vs_no_buckets": round(per_s["xtjax"] / per_s["xtjax_no_buckets"], 3),
         "compiles": fn._cache_size(),
-        "buckets": batches.count_buckets(feats, buckets),
+        "buckets": batches.count_buckets(feats, buckets, args.batch),
         "warmup_s": {k: round(v, 2) for k, v in warmup.items()},
     }
   result = {"preset": args.preset, "vocab": cfg.vocab_size, "batch": args.batch, "buckets": buckets,

@@ -186,13 +186,17 @@ def test_eval_batches_bucket_lengths_and_cover_every_row_once(xtreme_assets):
   features = kinds.get(task.kind).encode(rows[:], tok, data, training=False, pair=False)
   buckets = (16, 32, 64)
   lengths = features["attention_mask"].sum(-1)
-  seen = []
+  seen, shapes, filled = [], [], []
   for batch, idx in batches.eval_batches(features, ("input_ids", "attention_mask", "labels"), 4, buckets):
     length = batch["input_ids"].shape[1]
     assert length in (16, 32, 64, 128) and (lengths[idx] <= length).all()
     assert batch["example_mask"].sum() == len(idx) and batch["input_ids"].shape[0] == 4
     np.testing.assert_array_equal(batch["labels"][:len(idx)], features["labels"][idx][:, :length])
     seen += list(idx)
+    shapes.append(length)
+    filled.append(len(idx))
   assert sorted(seen) == list(range(batches.num_rows(features)))
-  assert batches.count_buckets(features, buckets) == len({int(np.searchsorted([16, 32, 64, 128], l))
-                                                       for l in lengths})
+  # Shorter buckets first, and only the last batch part empty: each bucket's leftover rows ride
+  # in the next bucket's first batch.
+  assert shapes == sorted(shapes) and all(f == 4 for f in filled[:-1])
+  assert len(set(shapes)) == batches.count_buckets(features, buckets, 4) > 1

@@ -47,7 +47,8 @@ def predict(run, eval_step, params, features: dict, *, token_level: bool, batch_
   """Outputs for every feature row, in order, gathered to every host. Token-level outputs are
   padded to the features' length with -1e9."""
   n, length = batches.num_rows(features), features["input_ids"].shape[-1]
-  log.info("predicting %d rows in %d length bucket(s)", n, batches.count_buckets(features, buckets))
+  log.info("predicting %d rows in %d length bucket(s)", n,
+           batches.count_buckets(features, buckets, batch_size))
   out = None
   for local, rows in batches.eval_batches(features, keys, batch_size, buckets):
     outputs = eval_step(params, shd.global_batch(local, run.batch_sh))

@@ -98,29 +98,36 @@ def bucket_lengths(max_length: int, buckets) -> list[int]:
 
 
 def eval_batches(features: dict, keys, global_batch_size: int, buckets):
-  """Every row once, grouped by length bucket: yields (this process's rows, global row indices).
+  """Every row once, shorter buckets first: yields (this process's rows, global row indices).
 
-  Rows are trimmed to their bucket's length (the padding they drop is masked anyway); the last
-  batch of a bucket is filled with masked rows.
+  Rows are ordered by length bucket (stably) and cut into consecutive batches, so that only the
+  last batch is part empty; each batch is trimmed to the bucket of its longest row (the padding
+  it drops is masked anyway) and filled with masked rows.
   """
   n_proc, index = jax.process_count(), jax.process_index()
   local = global_batch_size // n_proc
   bounds, which = _buckets(features, buckets)
-  for b, length in enumerate(bounds):
-    rows = np.flatnonzero(which == b)
-    for start in range(0, len(rows), global_batch_size):
-      chunk = rows[start:start + global_batch_size]
-      mine = chunk[index * local:(index + 1) * local]
-      batch = {}
-      for k in keys:
-        value = _device_dtype(np.asarray(features[k])[mine])
-        if k in ("input_ids", "attention_mask", "labels"):
-          value = value[..., :length]
-        fill = np.full((local,) + value.shape[1:], 1 if k == "input_ids" else 0, value.dtype)
-        fill[:len(mine)] = value
-        batch[k] = fill
-      batch["example_mask"] = (np.arange(local) < len(mine)).astype(np.int32)
-      yield batch, chunk
+  for chunk, b in _chunks(which, global_batch_size):
+    length = bounds[b]
+    mine = chunk[index * local:(index + 1) * local]
+    batch = {}
+    for k in keys:
+      value = _device_dtype(np.asarray(features[k])[mine])
+      if k in ("input_ids", "attention_mask", "labels"):
+        value = value[..., :length]
+      fill = np.full((local,) + value.shape[1:], 1 if k == "input_ids" else 0, value.dtype)
+      fill[:len(mine)] = value
+      batch[k] = fill
+    batch["example_mask"] = (np.arange(local) < len(mine)).astype(np.int32)
+    yield batch, chunk
+
+
+def _chunks(which: np.ndarray, size: int):
+  """(global row indices, bucket) of each batch: rows in bucket order, ``size`` at a time."""
+  order = np.argsort(which, kind="stable")
+  for start in range(0, len(order), size):
+    chunk = order[start:start + size]
+    yield chunk, int(which[chunk].max())
 
 
 def _buckets(features: dict, buckets) -> tuple[list[int], np.ndarray]:
@@ -132,6 +139,6 @@ def _buckets(features: dict, buckets) -> tuple[list[int], np.ndarray]:
   return bounds, np.searchsorted(bounds, lengths)
 
 
-def count_buckets(features: dict, buckets) -> int:
+def count_buckets(features: dict, buckets, global_batch_size: int) -> int:
   """How many distinct shapes (compilations) `eval_batches` will use for ``features``."""
-  return len(np.unique(_buckets(features, buckets)[1]))
+  return len({b for _, b in _chunks(_buckets(features, buckets)[1], global_batch_size)})
