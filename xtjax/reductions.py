@@ -11,18 +11,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-HIGHEST = jax.lax.Precision.HIGHEST
-
 
 def sum_rows(x: jax.Array) -> jax.Array:
   """The sum over every axis but the last (a bias's gradient), in float32, cast to x's dtype."""
   rows = x.reshape(-1, x.shape[-1])
 
   def ones_product(r):
-    return jnp.dot(jnp.ones(r.shape[0], r.dtype), r, precision=HIGHEST,
+    return jnp.dot(jnp.ones(r.shape[0], r.dtype), r, precision=jax.lax.Precision.HIGHEST,
                    preferred_element_type=jnp.float32)
 
   total = jax.lax.platform_dependent(rows, cpu=ones_product,
                                      default=lambda r: r.sum(0, dtype=jnp.float32))
   return total.astype(x.dtype)
-

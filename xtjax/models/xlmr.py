@@ -149,21 +149,25 @@ def _affine_bwd(res, g):
 affine.defvjp(_affine_fwd, _affine_bwd)
 
 
-class Dense(nnx.Linear):
-  """`nnx.Linear` on the input's rows: the leading axes merge into one before the matmul, so the
-  weight gradient is one plain (rows x in)^T (rows x out) product, where XLA:CPU otherwise
+def rows_linear(x: jax.Array, kernel: jax.Array, bias: jax.Array | None,
+                precision=None) -> jax.Array:
+  """``x @ kernel + bias`` on the input's rows: the leading axes merge into one before the matmul,
+  so the weight gradient is one plain (rows x in)^T (rows x out) product, where XLA:CPU otherwise
   transposes the activations in separate loops (the benchmark's small model: a train step 1.44 ->
   1.22 s, benchmarks/README.md); the bias is added by `affine` (its gradient as a product with
   ones: the same step 1.25 -> 1.16 s)."""
+  y = jnp.dot(x.reshape(-1, x.shape[-1]), kernel, precision=precision)
+  y = y if bias is None else affine(y, None, bias)
+  return y.reshape(*x.shape[:-1], y.shape[-1])
+
+
+class Dense(nnx.Linear):
+  """`nnx.Linear` (same parameters) computed by `rows_linear`."""
 
   def __call__(self, x):
-    kernel = self.kernel[...]
     bias = None if self.bias is None else self.bias[...]
-    rows, kernel, bias = self.promote_dtype((x.reshape(-1, x.shape[-1]), kernel, bias),
-                                            dtype=self.dtype)
-    y = jnp.dot(rows, kernel, precision=self.precision)
-    y = y if bias is None else affine(y, None, bias)
-    return y.reshape(*x.shape[:-1], y.shape[-1])
+    x, kernel, bias = self.promote_dtype((x, self.kernel[...], bias), dtype=self.dtype)
+    return rows_linear(x, kernel, bias, self.precision)
 
 
 def dense(cfg: XLMRConfig, n_in: int, n_out: int, axes: tuple, dtype, rngs: nnx.Rngs,
@@ -181,7 +185,7 @@ class LayerNorm(nnx.LayerNorm):
 
   def __init__(self, cfg: XLMRConfig, rngs: nnx.Rngs):
     super().__init__(cfg.hidden_size, epsilon=cfg.layer_norm_eps, dtype=jnp.float32,
-                     use_fast_variance=False, scale_metadata={"out_sharding": (NORM,)},
+                     scale_metadata={"out_sharding": (NORM,)},
                      bias_metadata={"out_sharding": (NORM,)}, rngs=rngs)
 
   def __call__(self, x):
@@ -235,7 +239,7 @@ class SelfAttention(nnx.Module):
     dtype = self.query.dtype
     kernel = jnp.concatenate([p.kernel[...] for p in parts], 1).astype(dtype)  # (embed, 3 embed)
     bias = jnp.concatenate([p.bias[...] for p in parts]).astype(dtype)
-    y = affine(x.reshape(-1, x.shape[-1]).astype(dtype) @ kernel, None, bias)  # as `Dense`
+    y = rows_linear(x.astype(dtype), kernel, bias)
     y = y.reshape(*x.shape[:2], 3, self.cfg.num_attention_heads, self.cfg.head_dim)
     return tuple(constrain(y[:, :, i].transpose(0, 2, 1, 3), (BATCH, HEADS, None, None))
                  for i in range(3))
