@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from xtjax.models.xlmr import attend, dropout, keep_mask, threefry2x32
+from xtjax.models.xlmr import attend, dropout, gelu, keep_mask, threefry2x32
 from xtjax.reductions import sum_rows
 
 
@@ -108,3 +108,21 @@ def test_sum_rows_is_the_sum_over_leading_axes(dtype, tol):
   assert total.shape == (7,) and total.dtype == dtype
   expected = np.asarray(x.astype(dtype), np.float64).sum((0, 1))
   np.testing.assert_allclose(np.asarray(total, np.float64), expected, rtol=tol, atol=tol)
+
+
+def test_gelu_and_its_gradient_equal_pytorch():
+  torch = pytest.importorskip("torch")
+  x = np.concatenate([np.linspace(-12, 12, 2001), [-40.0, 0.0, 40.0]]).astype(np.float32)
+  g = np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
+  y, vjp = jax.vjp(jax.jit(gelu), jnp.asarray(x))
+  tx = torch.tensor(x, requires_grad=True)
+  ty = torch.nn.functional.gelu(tx)
+  ty.backward(torch.tensor(g))
+  # Absolute 1e-6: for x < -5, 1 + erf rounds to 0 or 6e-8 depending on the erf kernel.
+  np.testing.assert_allclose(np.asarray(y), ty.detach().numpy(), rtol=2e-6, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(vjp(jnp.asarray(g))[0]), tx.grad.numpy(), rtol=2e-6,
+                             atol=1e-6)
+  half = gelu(jnp.asarray(x, jnp.bfloat16))
+  assert half.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(half, np.float32), ty.detach().numpy(), rtol=1e-2,
+                             atol=1e-2)

@@ -7,13 +7,12 @@ holds ``input_ids`` and ``attention_mask``. Which head a task kind uses is its `
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from xtjax.models.prefix import Prefix, PrefixConfig
 from xtjax.models.xlmr import (EMBED, VOCAB, LayerNorm, XLMRConfig, XLMREncoder, affine, dense,
-                               dropout, sub_rng)
+                               dropout, gelu, sub_rng)
 
 
 def encode(encoder: XLMREncoder, batch, rng):
@@ -80,7 +79,7 @@ class MaskedLMHead(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((cfg.vocab_size,), jnp.float32), out_sharding=(VOCAB,))
 
   def __call__(self, encoder, batch, rng=None):
-    x = self.layer_norm(jax.nn.gelu(self.dense(encode(encoder, batch, rng)), approximate=False))
+    x = self.layer_norm(gelu(self.dense(encode(encoder, batch, rng))))
     table = encoder.embeddings.word_embeddings.embedding[...].astype(x.dtype)
     return affine(jnp.einsum("ble,ve->blv", x, table).astype(jnp.float32), None, self.bias[...])
 

@@ -149,6 +149,29 @@ def _affine_bwd(res, g):
 affine.defvjp(_affine_fwd, _affine_bwd)
 
 
+@jax.custom_vjp
+def gelu(x: jax.Array) -> jax.Array:
+  """Exact GELU in PyTorch's form, ``x/2 (1 + erf(x/sqrt 2))``, computed in float32, with its
+  derivative written out (``cdf(x) + x pdf(x)``, as PyTorch's backward): cheaper on XLA:CPU
+  than `jax.nn.gelu`'s erfc and its autodiff (the benchmark's train step: 2-3% faster)."""
+  h = x.astype(jnp.float32)
+  return (h * 0.5 * (1.0 + jax.lax.erf(h * np.float32(np.sqrt(0.5))))).astype(x.dtype)
+
+
+def _gelu_fwd(x):
+  return gelu(x), x
+
+
+def _gelu_bwd(x, g):
+  h = x.astype(jnp.float32)
+  cdf = 0.5 * (1.0 + jax.lax.erf(h * np.float32(np.sqrt(0.5))))
+  pdf = jnp.exp(-0.5 * h * h) * np.float32(1 / np.sqrt(2 * np.pi))
+  return ((g.astype(jnp.float32) * (cdf + h * pdf)).astype(x.dtype),)
+
+
+gelu.defvjp(_gelu_fwd, _gelu_bwd)
+
+
 def rows_linear(x: jax.Array, kernel: jax.Array, bias: jax.Array | None,
                 precision=None) -> jax.Array:
   """``x @ kernel + bias`` on the input's rows: the leading axes merge into one before the matmul,
@@ -275,7 +298,7 @@ class Layer(nnx.Module):
     self.ffn_norm = LayerNorm(cfg, rngs)
 
   def ffn(self, x, rng):
-    h = jax.nn.gelu(constrain(self.intermediate(x), (BATCH, None, MLP)), approximate=False)
+    h = gelu(constrain(self.intermediate(x), (BATCH, None, MLP)))
     return dropout(self.output(h), self.cfg.hidden_dropout_prob, rng)
 
   def __call__(self, x, mask_bias, rng, prompts=None):
