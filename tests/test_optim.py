@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from xtjax.optim import decays, make_optimizer, schedule, warmup_steps
+from xtjax.optim import clip_by_global_norm, decays, make_optimizer, schedule, warmup_steps
 
 
 def optim(**kw):
@@ -39,6 +39,21 @@ def test_warmup_is_a_fraction_below_one_and_steps_from_one():
       updates, state = tx.update(grads, state, params)
     moved.append(float(-updates["w/kernel"][0]))
   np.testing.assert_allclose(moved, [1e-3 / 500, 1e-3 / 1000], rtol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 30.0])
+def test_clipping_equals_optax(scale):
+  """Below, at and above the threshold (the tree's norm is ``scale``)."""
+  rng = np.random.default_rng(0)
+  grads = {"a": rng.normal(size=(40, 8)), "b": rng.normal(size=8)}
+  norm = np.sqrt(sum(np.square(v).sum() for v in grads.values()))
+  grads = {k: jnp.asarray(v * scale / norm, jnp.float32) for k, v in grads.items()}
+  ours, _ = jax.jit(clip_by_global_norm(1.0).update)(grads, optax.EmptyState())
+  theirs, _ = optax.clip_by_global_norm(1.0).update(grads, optax.EmptyState())
+  for k in grads:
+    np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-6, atol=0)
+  clipped = np.sqrt(sum(np.square(np.asarray(v, np.float64)).sum() for v in ours.values()))
+  assert clipped == pytest.approx(min(scale, 1.0), rel=1e-5)
 
 
 def test_no_weight_decay_on_biases_and_layernorm():
