@@ -5,11 +5,12 @@ import jax
 import jax.extend.random as jex_random
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from xtjax.models.xlmr import attend, dropout, gelu, keep_mask, threefry2x32
-from xtjax.reductions import sum_rows
+from xtjax.reductions import global_norm, sum_rows
 
 
 def test_threefry_is_jax_threefry():
@@ -108,6 +109,18 @@ def test_sum_rows_is_the_sum_over_leading_axes(dtype, tol):
   assert total.shape == (7,) and total.dtype == dtype
   expected = np.asarray(x.astype(dtype), np.float64).sum((0, 1))
   np.testing.assert_allclose(np.asarray(total, np.float64), expected, rtol=tol, atol=tol)
+
+
+def test_global_norm_is_optax_norm():
+  rng = np.random.default_rng(0)
+  tree = {"a": rng.normal(size=(301, 7)), "b": [rng.normal(size=5), np.float32(3.0)],
+          "c": rng.normal(size=(2, 3, 4))}
+  tree = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), tree)
+  ours = jax.jit(global_norm)(tree)
+  assert ours.shape == () and ours.dtype == jnp.float32
+  np.testing.assert_allclose(ours, optax.tree.norm(tree), rtol=1e-6)
+  expected = np.sqrt(sum(np.square(np.asarray(v, np.float64)).sum() for v in jax.tree.leaves(tree)))
+  np.testing.assert_allclose(ours, expected, rtol=1e-6)
 
 
 def test_gelu_and_its_gradient_equal_pytorch():

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from xtjax.reductions import global_norm
+
 
 def schedule(lr: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
   warmup_steps = max(0, min(warmup_steps, total_steps))
@@ -50,11 +52,11 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
   """`optax.clip_by_global_norm` as one scale factor, ``min(1, max_norm / norm)`` (equal up to
   rounding): XLA fuses the product into AdamW's loops, where optax's select over
   ``(g / norm) * max_norm`` materialises the divided gradient (at XLM-R's 250k vocabulary a 512 MB
-  array per step; benchmarks/README.md)."""
+  array per step; benchmarks/README.md). The norm is `xtjax.reductions.global_norm`."""
 
   def update_fn(updates, state, params=None):
     del params
-    norm = optax.tree.norm(updates)
+    norm = global_norm(updates)
     factor = jnp.where(norm < max_norm, 1.0, max_norm / norm)
     return jax.tree.map(lambda g: g * factor.astype(g.dtype), updates), state
 

@@ -13,6 +13,8 @@ import jax
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from xtjax.reductions import global_norm
+
 
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, param_sh, opt_sh,
                     batch_sh: NamedSharding, frozen=frozenset()):
@@ -31,7 +33,7 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, param_s
     updates, opt_state = tx.update(grads, opt_state, params)
     new = optax.apply_updates(params, updates)
     params = {k: params[k] if k in frozen else new[k] for k in params}
-    return params, opt_state, {"loss": value, "grad_norm": optax.tree.norm(grads), **counts}
+    return params, opt_state, {"loss": value, "grad_norm": global_norm(grads), **counts}
 
   return jax.jit(step, in_shardings=(param_sh, opt_sh, batch_sh, replicated),
                  out_shardings=(param_sh, opt_sh, replicated), donate_argnums=(0, 1))
