@@ -38,8 +38,10 @@ def global_norm(tree) -> jax.Array:
 
 
 def flat_norm(*leaves) -> jax.Array:
+  """The l2 norm of ``leaves``, each summed as one flat vector (XLA:CPU's faster form)."""
   return jnp.sqrt(sum(jnp.sum(jnp.square(x.reshape(-1).astype(jnp.float32))) for x in leaves))
 
 
 def plain_norm(*leaves) -> jax.Array:
+  """`optax.tree.norm` of ``leaves`` in float32."""
   return optax.tree.norm(leaves).astype(jnp.float32)
