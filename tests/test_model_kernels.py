@@ -102,6 +102,63 @@ def test_remat_scans_layers_with_the_same_outputs_and_gradients():
     np.testing.assert_allclose(plain_grads[k], scanned_grads[k], atol=1e-4, err_msg=k)
 
 
+def test_keep_mask_counted_as_a_larger_array_is_its_corner():
+  full = keep_mask(jax.random.key(2), (4, 3, 10, 7), 0.5)
+  corner = keep_mask(jax.random.key(2), (4, 3, 1, 7), 0.5, counted_as=(4, 3, 10, 7))
+  np.testing.assert_array_equal(corner, full[:, :, :1])
+
+
+@pytest.mark.parametrize("pre_layer_norm,remat,prefix", [
+    (False, False, False), (True, False, False), (False, True, False), (True, True, True)])
+def test_first_token_only_equals_the_full_last_layer(pre_layer_norm, remat, prefix):
+  """Sentence heads read ``<s>`` only: the encoder's first-token path gives the same outputs and
+  gradients as slicing the full last hidden state, dropout on (the same masks)."""
+  from xtjax.models.heads import ClassificationHead, MultipleChoiceHead, TaskModel
+  from xtjax.models.prefix import PrefixConfig
+  from xtjax.models.xlmr import XLMRConfig
+  from xtjax.params import Model
+
+  cfg = XLMRConfig(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                   intermediate_size=37, max_position_embeddings=64, pre_layer_norm=pre_layer_norm)
+  rng = np.random.default_rng(0)
+  ids = jnp.asarray(rng.integers(3, 99, (4, 11)))
+  batch = {"input_ids": ids, "attention_mask": jnp.ones_like(ids).at[1, 7:].set(0)}
+  choices = {k: v.reshape(2, 2, 11) for k, v in batch.items()}
+  model = Model.create(lambda rngs: TaskModel(
+      cfg, {"cls": (ClassificationHead, 3), "mc": (MultipleChoiceHead, 2)}, remat=remat,
+      prefix=PrefixConfig(length=2) if prefix else None, rngs=rngs))
+  params = model.init(jax.random.key(0))
+
+  def loss(p, first_only):
+    bound = model.bind(p)
+    encoder = bound.encoder
+    full_call = type(encoder).__call__
+
+    def call(self, *a, **kw):  # the full last layer when ``first_only`` is off
+      kw["first_token_only"] = kw.get("first_token_only", False) and first_only
+      return full_call(self, *a, **kw)
+
+    type(encoder).__call__ = call
+    try:
+      out = (bound(batch, task="cls", rng=jax.random.key(7)),
+             bound(choices, task="mc", rng=jax.random.key(8)))
+    finally:
+      type(encoder).__call__ = full_call
+    return sum((o ** 2).sum() for o in out), out
+
+  (_, fast), fast_grads = jax.value_and_grad(loss, has_aux=True)(params, True)
+  (_, full), full_grads = jax.value_and_grad(loss, has_aux=True)(params, False)
+  for a, b in zip(fast, full):
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert set(fast_grads) == set(full_grads)
+  for k in full_grads:
+    np.testing.assert_allclose(fast_grads[k], full_grads[k], rtol=1e-4, atol=1e-6, err_msg=k)
+  encoder = model.bind(params).encoder
+  last = encoder(ids, batch["attention_mask"], first_token_only=True).last_hidden_state
+  assert last.shape == (4, 1, 32)
+
+
 @pytest.mark.parametrize("dtype,tol", [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)])
 def test_sum_rows_is_the_sum_over_leading_axes(dtype, tol):
   x = jax.random.normal(jax.random.key(0), (3, 5, 7), jnp.float32)

@@ -15,8 +15,9 @@ from xtjax.models.xlmr import (EMBED, VOCAB, LayerNorm, XLMRConfig, XLMREncoder,
                                dropout, gelu, sub_rng)
 
 
-def encode(encoder: XLMREncoder, batch, rng):
-  return encoder(batch["input_ids"], batch["attention_mask"], rng=sub_rng(rng, 0)).last_hidden_state
+def encode(encoder: XLMREncoder, batch, rng, first_token_only: bool = False):
+  return encoder(batch["input_ids"], batch["attention_mask"], rng=sub_rng(rng, 0),
+                 first_token_only=first_token_only).last_hidden_state
 
 
 class ClassificationHead(nnx.Module):
@@ -28,7 +29,7 @@ class ClassificationHead(nnx.Module):
     self.out_proj = dense(cfg, cfg.hidden_size, num_labels, (EMBED, None), dtype, rngs)
 
   def __call__(self, encoder, batch, rng=None):
-    x = dropout(encode(encoder, batch, rng)[:, 0], self.rate, sub_rng(rng, 1))
+    x = dropout(encode(encoder, batch, rng, True)[:, 0], self.rate, sub_rng(rng, 1))
     x = dropout(jnp.tanh(self.dense(x)), self.rate, sub_rng(rng, 2))
     return self.out_proj(x).astype(jnp.float32)
 
@@ -44,7 +45,7 @@ class MultipleChoiceHead(nnx.Module):
   def __call__(self, encoder, batch, rng=None):
     b, c, length = batch["input_ids"].shape
     flat = {k: batch[k].reshape(b * c, length) for k in ("input_ids", "attention_mask")}
-    pooled = jnp.tanh(self.pooler(encode(encoder, flat, rng)[:, 0]))
+    pooled = jnp.tanh(self.pooler(encode(encoder, flat, rng, True)[:, 0]))
     logits = self.classifier(dropout(pooled, self.rate, sub_rng(rng, 1)))
     return logits.reshape(b, c).astype(jnp.float32)
 

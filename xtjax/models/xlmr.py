@@ -83,24 +83,28 @@ def threefry2x32(key: tuple, x: tuple) -> tuple:
   return x0, x1
 
 
-def keep_mask(rng: jax.Array, shape: tuple, rate: float) -> jax.Array:
+def keep_mask(rng: jax.Array, shape: tuple, rate: float, counted_as: tuple | None = None
+              ) -> jax.Array:
   """Bernoulli(1 - rate) booleans of ``shape``: the unrolled Threefry of per-element counters,
   keyed by a draw from ``rng`` (a drop probability exact to 2**-32). The counters keep the
-  leading (batch) axis, so a sharded batch generates its own part of the mask."""
+  leading (batch) axis, so a sharded batch generates its own part of the mask. ``counted_as``:
+  a larger array whose leading corner ``shape`` is; the mask is then that corner of its mask."""
   seed = jax.random.bits(rng, (2,), jnp.uint32)
   count, stride = jnp.zeros(shape, jnp.uint32), 1
   for axis in reversed(range(1, len(shape))):
     count += jax.lax.broadcasted_iota(jnp.uint32, shape, axis) * np.uint32(stride)
-    stride *= shape[axis]
+    stride *= (counted_as or shape)[axis]
   hi, lo = threefry2x32((seed[0], seed[1]), (jax.lax.broadcasted_iota(jnp.uint32, shape, 0), count))
   return (hi ^ lo) >= np.uint32(round(rate * 2 ** 32))
 
 
-def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
+def dropout(x: jax.Array, rate: float, rng: jax.Array | None,
+            counted_as: tuple | None = None) -> jax.Array:
   """Inverted dropout; identity when ``rng`` is None (evaluation) or rate is 0."""
   if rng is None or rate == 0.0:
     return x
-  return jnp.where(keep_mask(rng, x.shape, rate), x / (1.0 - rate), 0).astype(x.dtype)
+  keep = keep_mask(rng, x.shape, rate, counted_as)
+  return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
 
 
 def sub_rng(rng: jax.Array | None, *path: int) -> jax.Array | None:
@@ -260,38 +264,48 @@ class SelfAttention(nnx.Module):
     self.value = dense(cfg, h, h, (EMBED, HEADS), dtype, rngs)
     self.output = dense(cfg, h, h, (HEADS, EMBED), dtype, rngs)
 
-  def qkv(self, x):
-    """Queries, keys and values from one matmul, each (batch, heads, length, head_dim)."""
-    parts = (self.query, self.key, self.value)
+  def project(self, x, parts) -> list:
+    """``x`` through the projections ``parts`` in one matmul: (batch, heads, length, head_dim)
+    each."""
     dtype = self.query.dtype
-    kernel = jnp.concatenate([p.kernel[...] for p in parts], 1).astype(dtype)  # (embed, 3 embed)
+    kernel = jnp.concatenate([p.kernel[...] for p in parts], 1).astype(dtype)  # (embed, n embed)
     bias = jnp.concatenate([p.bias[...] for p in parts]).astype(dtype)
     y = rows_linear(x.astype(dtype), kernel, bias)
-    y = y.reshape(*x.shape[:2], 3, self.cfg.num_attention_heads, self.cfg.head_dim)
-    return tuple(constrain(y[:, :, i].transpose(0, 2, 1, 3), (BATCH, HEADS, None, None))
-                 for i in range(3))
+    y = y.reshape(*x.shape[:2], len(parts), self.cfg.num_attention_heads, self.cfg.head_dim)
+    return [constrain(y[:, :, i].transpose(0, 2, 1, 3), (BATCH, HEADS, None, None))
+            for i in range(len(parts))]
 
-  def __call__(self, x, mask_bias, rng, prompts=None):
-    q, k, v = self.qkv(x)
+  def __call__(self, x, mask_bias, rng, prompts=None, first_only: bool = False):
+    """Self-attention of ``x`` (batch, length, embed); ``first_only``: the output at the first
+    position only (batch, 1, embed), its query the only one computed."""
+    if first_only:
+      q, k, v = self.project(x[:, :1], (self.query,)) + self.project(x, (self.key, self.value))
+    else:
+      q, k, v = self.project(x, (self.query, self.key, self.value))
     if prompts is not None:  # (2, batch, heads, P, head_dim): attended before the real tokens
       k = jnp.concatenate([prompts[0].astype(k.dtype), k], 2)
       v = jnp.concatenate([prompts[1].astype(v.dtype), v], 2)
-    ctx = attend(q, k, v, mask_bias, self.cfg.attention_probs_dropout_prob, sub_rng(rng, 0))
-    return dropout(self.output(ctx.reshape(x.shape)), self.cfg.hidden_dropout_prob, sub_rng(rng, 1))
+    ctx = attend(q, k, v, mask_bias, self.cfg.attention_probs_dropout_prob, sub_rng(rng, 0),
+                 x.shape[1])
+    ctx = ctx.reshape(*ctx.shape[:2], -1)
+    return dropout(self.output(ctx), self.cfg.hidden_dropout_prob, sub_rng(rng, 1))
 
 
-def attend(q, k, v, mask_bias, rate: float, rng):
+def attend(q, k, v, mask_bias, rate: float, rng, queries: int | None = None):
   """Softmax attention of (batch, heads, length, head_dim) inputs -> (batch, length, heads,
   head_dim); scores, mask and softmax in float32. Keys and values may be longer than queries
-  (prefixes), with ``mask_bias`` (batch, 1, 1, keys) additive. The softmax's division applies to
-  the context rather than to the (keys times larger) probabilities, dropout to the unnormalised
-  weights: the same function, one pass less over the scores (the benchmark's small model on CPU,
-  in one process: train step 2-7% faster, a 32 x 384 forward 2%)."""
+  (prefixes), with ``mask_bias`` (batch, 1, 1, keys) additive; ``queries``: the full number of
+  queries when ``q`` holds only the first ones (their dropout is then that of the full scores).
+  The softmax's division applies to the context rather than to the (keys times larger)
+  probabilities, dropout to the unnormalised weights: the same function, one pass less over the
+  scores (the benchmark's small model on CPU, in one process: train step 2-7% faster, a
+  32 x 384 forward 2%)."""
   scores = jnp.einsum("bhqd,bhkd->bhqk", q, k, preferred_element_type=jnp.float32)
   scores = scores / np.sqrt(q.shape[-1]) + mask_bias
   weights = jnp.exp(scores - jax.lax.stop_gradient(scores.max(-1, keepdims=True)))
   total = weights.sum(-1, keepdims=True)
-  weights = dropout(weights, rate, rng).astype(v.dtype)
+  full = (*weights.shape[:2], queries or weights.shape[2], weights.shape[3])
+  weights = dropout(weights, rate, rng, full).astype(v.dtype)
   ctx = jnp.einsum("bhqk,bhkd->bhqd", weights, v, preferred_element_type=jnp.float32) / total
   return ctx.astype(v.dtype).transpose(0, 2, 1, 3)
 
@@ -311,11 +325,15 @@ class Layer(nnx.Module):
     h = gelu(constrain(self.intermediate(x), (BATCH, None, MLP)))
     return dropout(self.output(h), self.cfg.hidden_dropout_prob, rng)
 
-  def __call__(self, x, mask_bias, rng, prompts=None):
+  def __call__(self, x, mask_bias, rng, prompts=None, first_only: bool = False):
+    """``first_only``: the block's output at the first position only (batch, 1, embed)."""
+    first = x[:, :1] if first_only else x
     if self.cfg.pre_layer_norm:
-      x = x + self.attention(self.attention_norm(x), mask_bias, sub_rng(rng, 0), prompts)
+      x = first + self.attention(self.attention_norm(x), mask_bias, sub_rng(rng, 0), prompts,
+                                 first_only)
       return x + self.ffn(self.ffn_norm(x), sub_rng(rng, 1))
-    x = self.attention_norm(x + self.attention(x, mask_bias, sub_rng(rng, 0), prompts))
+    x = self.attention_norm(first + self.attention(x, mask_bias, sub_rng(rng, 0), prompts,
+                                                   first_only))
     return self.ffn_norm(x + self.ffn(x, sub_rng(rng, 1)))
 
 
@@ -336,7 +354,11 @@ class XLMREncoder(nnx.Module):
       self.prefix = prefix(rngs) if prefix is not None else None
 
   def __call__(self, input_ids, attention_mask=None, *, rng=None,
-               output_hidden_states: bool = False) -> EncoderOutput:
+               output_hidden_states: bool = False, first_token_only: bool = False
+               ) -> EncoderOutput:
+    """``first_token_only``: the last layer computes its output at ``<s>`` only, all that
+    sentence-level heads read (the last hidden state is then (batch, 1, embed)): the same
+    numbers without that layer's other queries, attention outputs and feed-forward rows."""
     if attention_mask is None:
       attention_mask = (input_ids != self.cfg.pad_token_id).astype(jnp.int32)
     mask_bias = jnp.where(attention_mask[:, None, None, :] > 0, 0.0,
@@ -347,25 +369,29 @@ class XLMREncoder(nnx.Module):
       mask_bias = jnp.concatenate(
           [jnp.zeros(mask_bias.shape[:3] + (prompts.shape[4],), mask_bias.dtype), mask_bias], -1)
     x = constrain(self.embeddings(input_ids, sub_rng(rng, 0)), (BATCH, None, EMBED))
-    if self.remat:
-      hidden = [x, *self.scanned_layers(x, mask_bias, rng, prompts)]
+    n = len(self.layers)
+    scanned = (n - first_token_only) if self.remat else 0
+    hidden = [x]
+    if scanned:
+      hidden += self.scanned_layers(x, mask_bias, rng, prompts, scanned)
       x = hidden[-1]
-    else:
-      hidden = [x]
-      for i, layer in enumerate(self.layers):
-        layer_prompts = None if prompts is None else prompts[i]
-        x = constrain(layer(x, mask_bias, sub_rng(rng, i + 1), layer_prompts), (BATCH, None, EMBED))
-        hidden.append(x)
+    for i in range(scanned, n):
+      layer_prompts = None if prompts is None else prompts[i]
+      x = self.layers[i](x, mask_bias, sub_rng(rng, i + 1), layer_prompts,
+                         first_only=first_token_only and i == n - 1)
+      x = constrain(x, (BATCH, None, EMBED))
+      hidden.append(x)
     if self.final_norm is not None:  # As Hugging Face, the last hidden state is normalised too.
       x = hidden[-1] = self.final_norm(x)
     return EncoderOutput(x, tuple(hidden) if output_hidden_states else None)
 
-  def scanned_layers(self, x, mask_bias, rng, prompts) -> list:
-    """The layers as one rematerialised `jax.lax.scan` over their stacked parameters: the
-    backward pass recomputes each layer, XLA compiles the layer once and holds one layer's
-    gathered (fsdp) weights at a time. Returns every layer's output."""
+  def scanned_layers(self, x, mask_bias, rng, prompts, count: int) -> list:
+    """The first ``count`` layers as one rematerialised `jax.lax.scan` over their stacked
+    parameters: the backward pass recomputes each layer, XLA compiles the layer once and holds
+    one layer's gathered (fsdp) weights at a time. Returns every layer's output."""
     graphdef, _ = nnx.split(self.layers[0])
-    stacked = jax.tree.map(lambda *v: jnp.stack(v), *[nnx.state(layer) for layer in self.layers])
+    stacked = jax.tree.map(lambda *v: jnp.stack(v),
+                           *[nnx.state(layer) for layer in self.layers[:count]])
 
     def body(x, inputs):
       state, i, layer_prompts = inputs
@@ -373,5 +399,6 @@ class XLMREncoder(nnx.Module):
       x = constrain(layer(x, mask_bias, sub_rng(rng, i + 1), layer_prompts), (BATCH, None, EMBED))
       return x, x
 
-    _, out = jax.lax.scan(jax.checkpoint(body), x, (stacked, jnp.arange(len(self.layers)), prompts))
+    prompts = None if prompts is None else prompts[:count]
+    _, out = jax.lax.scan(jax.checkpoint(body), x, (stacked, jnp.arange(count), prompts))
     return list(out)

@@ -50,7 +50,8 @@ def in_batch_loss(model: Model, params: dict, batch: dict, rng):
   encoder = model.bind({k: v for k, v in params.items() if k != SCALE}).encoder
 
   def embed(ids, mask, key):
-    cls = encoder(ids, mask, rng=key).last_hidden_state[:, 0].astype(jnp.float32)
+    cls = encoder(ids, mask, rng=key, first_token_only=True).last_hidden_state[:, 0]
+    cls = cls.astype(jnp.float32)
     return cls / jnp.maximum(jnp.linalg.norm(cls, axis=-1, keepdims=True), 1e-12)
 
   q = embed(batch["input_ids"], batch["attention_mask"], sub_rng(rng, 0))
