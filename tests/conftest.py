@@ -31,6 +31,15 @@ jax.config.update("jax_default_matmul_precision", "float32")
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _library_temp_files(tmp_path_factory):
+  """Temporary files that libraries create and never remove (TFDS makes an empty directory for
+  every builder it constructs) go under pytest's session directory, which pytest prunes."""
+  tempfile.tempdir = str(tmp_path_factory.mktemp("tempfile"))
+  yield
+  tempfile.tempdir = None
+
+
 @pytest.fixture(scope="session")
 def xtreme_assets(tmp_path_factory):
   """Hub-layout fixtures of every target task's data, with a tokenizer and tiny model on them."""
