@@ -197,3 +197,26 @@ def test_gelu_and_its_gradient_equal_pytorch():
   assert half.dtype == jnp.bfloat16
   np.testing.assert_allclose(np.asarray(half, np.float32), ty.detach().numpy(), rtol=1e-2,
                              atol=1e-2)
+
+
+def test_cpu_compiler_options_apply_on_cpu_only_and_change_no_result():
+  """xtjax's programs carry XLA:CPU options on CPU (none on other platforms); attention and a
+  LayerNorm-like reduction compute the same with and without them."""
+  from types import SimpleNamespace
+
+  from xtjax.steps import CPU_COMPILER_OPTIONS, compiler_options
+  assert compiler_options(jax.devices("cpu")[0]) == CPU_COMPILER_OPTIONS
+  assert compiler_options(SimpleNamespace(platform="tpu")) is None
+  assert compiler_options(SimpleNamespace(platform="gpu")) is None
+
+  def block(q, k, v, bias):
+    out = attend(q, k, v, bias, 0.0, None)
+    centred = out - out.mean(-1, keepdims=True)
+    return centred * jax.lax.rsqrt((centred**2).mean(-1, keepdims=True) + 1e-5)
+
+  rng = np.random.default_rng(0)
+  q, k, v = (jnp.asarray(rng.normal(size=(4, 8, 96, 64)), jnp.float32) for _ in range(3))
+  bias = jnp.where(jnp.arange(96) < 80, 0.0, jnp.finfo(jnp.float32).min)[None, None, None]
+  plain = jax.jit(block)(q, k, v, bias)
+  tuned = jax.jit(block, compiler_options=CPU_COMPILER_OPTIONS)(q, k, v, bias)
+  np.testing.assert_allclose(tuned, plain, rtol=1e-5, atol=1e-5)

@@ -7,13 +7,39 @@ Batches carry ``example_mask`` (0 for padding rows), so a padded last batch chan
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from xtjax.reductions import global_norm
+
+# XLA:CPU's own dot and reduction kernels instead of its default YNNPACK fusions, which are slow
+# for LayerNorm and softmax reductions and for batched or narrow dots (benchmarks/README.md: a
+# 32 x 384-token forward of the benchmark's small model 3.05 -> 2.20 s).
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+def compiler_options(device: jax.Device) -> dict | None:
+  """The XLA options of xtjax's programs on ``device``'s platform: `CPU_COMPILER_OPTIONS` on a
+  CPU whose XLA knows them, none elsewhere."""
+  return dict(CPU_COMPILER_OPTIONS) if device.platform == "cpu" and _cpu_options_known() else None
+
+
+@functools.cache
+def _cpu_options_known() -> bool:
+  try:
+    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILER_OPTIONS).lower(
+        jax.ShapeDtypeStruct((), jnp.float32, sharding=cpu)).compile()
+    return True
+  except jax.errors.JaxRuntimeError as e:  # an XLA that no longer has the option
+    logging.warning("XLA:CPU options %s not applied: %s", CPU_COMPILER_OPTIONS, e)
+    return False
 
 
 def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, param_sh, opt_sh,
@@ -36,13 +62,15 @@ def make_train_step(loss_fn: Callable, tx: optax.GradientTransformation, param_s
     return params, opt_state, {"loss": value, "grad_norm": global_norm(grads), **counts}
 
   return jax.jit(step, in_shardings=(param_sh, opt_sh, batch_sh, replicated),
-                 out_shardings=(param_sh, opt_sh, replicated), donate_argnums=(0, 1))
+                 out_shardings=(param_sh, opt_sh, replicated), donate_argnums=(0, 1),
+                 compiler_options=compiler_options(batch_sh.mesh.devices.flat[0]))
 
 
 def make_eval_step(fn: Callable, param_sh, batch_sh: NamedSharding, out_sh=None):
   """``fn(params, batch)`` jitted; outputs stay sharded like the batch unless ``out_sh`` says."""
   return jax.jit(fn, in_shardings=(param_sh, batch_sh),
-                 out_shardings=batch_sh if out_sh is None else out_sh)
+                 out_shardings=batch_sh if out_sh is None else out_sh,
+                 compiler_options=compiler_options(batch_sh.mesh.devices.flat[0]))
 
 
 def opt_shardings(abstract_opt_state, param_shapes: dict, param_sh: dict, mesh):

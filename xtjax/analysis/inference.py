@@ -16,12 +16,16 @@ from typing import Callable
 import jax
 import numpy as np
 
+from xtjax.steps import compiler_options
+
 
 class Timer:
   """Times ``fn(params, batch)``; compiles and warms up each new batch shape on first use."""
 
   def __init__(self, fn: Callable, params, *, warmup: int = 2):
-    self.jitted, self.params, self.warmup = jax.jit(fn), params, warmup
+    device = next(iter(jax.tree.leaves(params)[0].devices()))
+    self.jitted = jax.jit(fn, compiler_options=compiler_options(device))
+    self.params, self.warmup = params, warmup
     self.compiled: dict = {}
     self.compile_s: dict = {}
     self.warmup_s: dict = {}
