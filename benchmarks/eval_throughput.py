@@ -34,6 +34,7 @@ from xtjax.config import base_config  # noqa: E402
 from xtjax.data import batches  # noqa: E402
 from xtjax.models.heads import ClassificationHead, QuestionAnsweringHead, TaskModel  # noqa: E402
 from xtjax.params import Model  # noqa: E402
+from xtjax.steps import compiler_options  # noqa: E402
 
 # Sub-words per English sub-word on parallel text (XLM-R SentencePiece), approximate.
 FERTILITY = {"en": 1.0, "ar": 1.2, "bg": 1.15, "de": 1.15, "el": 1.3, "es": 1.1, "fr": 1.15,
@@ -139,8 +140,8 @@ def main(argv=None) -> dict:
   for task in TASKS:
     feats = features(row_lengths(task, examples, rng), task.max_length, cfg.vocab_size, rng)
     # Two jits of the same function, so that ``fn``'s cache counts the bucketed shapes only.
-    fn, plain = (jax.jit(lambda params, batch, name=task.name: model.bind(params)(batch, task=name))
-                 for _ in range(2))
+    fn, plain = (jax.jit(lambda params, batch, name=task.name: model.bind(params)(batch, task=name),
+                         compiler_options=compiler_options(jax.devices()[0])) for _ in range(2))
     sides = {"xtjax": xtjax_pass(fn, params, feats, args.batch, buckets),
              "hf": hf_pass(hf_model(task, cfg), feats, args.batch),
              "xtjax_no_buckets": xtjax_pass(plain, params, feats, args.batch, ())}

@@ -6,13 +6,15 @@
 
 Both sides train the same XLM-R sequence classifier (random init, dropout on) with AdamW and
 global-norm clipping on the same batch. After a warm-up round, an xtjax step, a PyTorch step and
-a dense float32 matmul in JAX and in PyTorch alternate, so that load from other processes hits
-all of them alike; throughputs are medians, the peak is the fastest matmul of the run.
+a dense matmul in the step's dtype in JAX and in PyTorch (2048^3 on a CPU, 8192^3 on an
+accelerator) alternate, so that load from other processes hits all of them alike; throughputs are
+medians, the peak is the fastest matmul of the run.
 ``cpu_s`` is each side's median CPU time per round (all threads), to read through others' load.
 ``fraction_of_peak`` is model FLOPs per second (6 x matmul parameters per token plus attention)
 over that peak; ``executed_fraction_of_peak`` counts only the FLOPs xtjax's step performs (its
-last layer works at ``<s>`` only, all the classifier reads). The last line printed is one JSON
-object.
+last layer works at ``<s>`` only, all the classifier reads). On a chip of `BF16_PEAK` with
+``--dtype bfloat16``, ``fraction_of_spec_peak`` divides by the data sheet's dense peak instead.
+The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from xtjax.models.heads import ClassificationHead, TaskModel  # noqa: E402
 from xtjax.models.xlmr import PRESETS as MODEL_PRESETS, XLMRConfig  # noqa: E402
 from xtjax.optim import make_optimizer  # noqa: E402
 from xtjax.params import Model  # noqa: E402
-from xtjax.steps import make_train_step, opt_shardings  # noqa: E402
+from xtjax.steps import compiler_options, make_train_step, opt_shardings  # noqa: E402
 
 PRESETS = {
     "small": XLMRConfig(hidden_size=512, num_hidden_layers=4, num_attention_heads=8,
@@ -47,6 +49,13 @@ PRESETS = {
     "large": MODEL_PRESETS["xlm-roberta-large"],
 }
 LABELS = 3
+# Dense bf16 peak per chip in FLOP/s (no sparsity), by `jax.Device.device_kind`: NVIDIA's data
+# sheets (H100/H200 SXM 1,979 TFLOP/s with sparsity, H100 PCIe 1,513, H200 NVL 1,671; A100 312
+# dense) and Google Cloud's TPU system-architecture pages (v4 275, v5e 197, v5p 459, v6e 918).
+BF16_PEAK = {"NVIDIA H100 80GB HBM3": 989.5e12, "NVIDIA H100 PCIe": 756.5e12,
+             "NVIDIA H200": 989.5e12, "NVIDIA H200 NVL": 835.5e12,
+             "NVIDIA A100-SXM4-40GB": 312e12, "NVIDIA A100-SXM4-80GB": 312e12,
+             "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5": 459e12, "TPU v6 lite": 918e12}
 OPTIM = dict(lr=1e-5, warmup=0.1, weight_decay=0.01, b1=0.9, b2=0.999, eps=1e-8, clip=1.0,
              grad_accum_steps=1, freeze=())
 
@@ -126,13 +135,16 @@ def make_hf_step(cfg: XLMRConfig, dtype: str, total_steps: int):
   return step, to_torch
 
 
-def matmul_steps(n: int = 2048):
-  """Dense float32 n x n matmuls in JAX (default device) and PyTorch: ({name: step}, FLOPs)."""
+def matmul_steps(dtype: str):
+  """Dense n x n matmuls in ``dtype`` in JAX (default device) and PyTorch: ({name: step}, FLOPs).
+  n is 2048 on a CPU and 8192 on an accelerator, where a 2048^3 product is too short to load
+  the chip."""
   import torch
 
-  a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  t = torch.randn(n, n, device=common.torch_device())
+  n = 2048 if jax.devices()[0].platform == "cpu" else 8192
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.dtype(dtype))
+  f = jax.jit(lambda x: x @ x, compiler_options=compiler_options(jax.devices()[0]))
+  t = torch.randn(n, n, device=common.torch_device(), dtype=getattr(torch, dtype))
   sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
   return {"matmul_jax": lambda i: f(a).block_until_ready(),
           "matmul_torch": lambda i: (t @ t, sync())}, 2.0 * n ** 3
@@ -185,7 +197,7 @@ def main(argv=None) -> dict:
     hf_step, to_torch = make_hf_step(cfg, args.dtype, total_steps=1000)
     hf_batch = to_torch(host)
     sides["hf"] = lambda i: hf_step(hf_batch)
-  matmuls, matmul_flops = matmul_steps()
+  matmuls, matmul_flops = matmul_steps(args.dtype)
   sides.update(matmuls)
   load = common.load_avg()
   times, cpu = {k: [] for k in sides}, {k: [] for k in sides}
@@ -201,6 +213,7 @@ def main(argv=None) -> dict:
 
   tokens = args.batch * args.length
   flops = model_flops_per_token(cfg, args.length) * tokens
+  spec = BF16_PEAK.get(jax.devices()[0].device_kind) if args.dtype == "bfloat16" else None
   hf = "hf" in step_s
   result = {
       "preset": args.preset, "vocab": cfg.vocab_size, "batch": args.batch, "length": args.length,
@@ -214,6 +227,8 @@ def main(argv=None) -> dict:
       "executed_fraction_of_peak": round(
           executed_flops_per_token(cfg, args.length) * tokens / step_s["xtjax"] / peak, 3),
       "hf_fraction_of_peak": round(flops / step_s["hf"] / peak, 3) if hf else None,
+      "spec_peak_flops_per_s": spec,
+      "fraction_of_spec_peak": round(flops / step_s["xtjax"] / spec, 3) if spec else None,
       "compile_s": round(compile_s, 2),
       "device": jax.devices()[0].device_kind, "devices": jax.device_count(),
       "env": common.environment(), "load_avg": [load, common.load_avg()],
