@@ -220,3 +220,14 @@ def test_cpu_compiler_options_apply_on_cpu_only_and_change_no_result():
   plain = jax.jit(block)(q, k, v, bias)
   tuned = jax.jit(block, compiler_options=CPU_COMPILER_OPTIONS)(q, k, v, bias)
   np.testing.assert_allclose(tuned, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_cpu_compiler_options_unknown_to_xla_are_dropped_with_a_warning(monkeypatch, caplog):
+  from xtjax import steps
+  monkeypatch.setattr(steps, "CPU_COMPILER_OPTIONS", {"xla_no_such_option": ""})
+  steps._cpu_options_known.cache_clear()
+  try:
+    assert steps.compiler_options(jax.devices("cpu")[0]) is None
+  finally:
+    steps._cpu_options_known.cache_clear()
+  assert "xla_no_such_option" in caplog.text and "not applied" in caplog.text

@@ -18,6 +18,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from xtjax.reductions import global_norm
 
+log = logging.getLogger(__name__)
+
 # XLA:CPU's own dot and reduction kernels instead of its default YNNPACK fusions, which are slow
 # for LayerNorm and softmax reductions and for batched or narrow dots (benchmarks/README.md: a
 # 32 x 384-token forward of the benchmark's small model 3.05 -> 2.20 s).
@@ -33,12 +35,11 @@ def compiler_options(device: jax.Device) -> dict | None:
 @functools.cache
 def _cpu_options_known() -> bool:
   try:
-    cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
-    jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILER_OPTIONS).lower(
-        jax.ShapeDtypeStruct((), jnp.float32, sharding=cpu)).compile()
+    x = jax.device_put(jnp.float32(0), jax.devices("cpu")[0])
+    jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILER_OPTIONS).lower(x).compile()
     return True
   except jax.errors.JaxRuntimeError as e:  # an XLA that no longer has the option
-    logging.warning("XLA:CPU options %s not applied: %s", CPU_COMPILER_OPTIONS, e)
+    log.warning("XLA:CPU options %s not applied: %s", CPU_COMPILER_OPTIONS, e)
     return False
 
 
