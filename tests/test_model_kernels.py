@@ -23,10 +23,12 @@ def test_threefry_is_jax_threefry():
     np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("rate", [0.1, 0.5])
-def test_keep_mask_rate_and_independence(rate):
+@pytest.mark.parametrize("rate,grid", [(0.1, None), (0.5, None), (0.1, (16, 8, 2048, 2048))])
+def test_keep_mask_rate_and_independence(rate, grid):
+  """Also numbered in attention's position grid (`xtjax.models.xlmr.ATTENTION_GRID`)."""
   shape = (16, 8, 64, 61)  # an odd last axis, as attention probabilities over any length
-  mask = np.asarray(jax.jit(keep_mask, static_argnums=(1, 2))(jax.random.key(0), shape, rate))
+  mask = np.asarray(jax.jit(keep_mask, static_argnums=(1, 2, 3))(jax.random.key(0), shape, rate,
+                                                                 grid))
   assert mask.shape == shape and mask.dtype == bool
   n = mask.size
   assert abs(mask.mean() - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / n)
@@ -36,9 +38,9 @@ def test_keep_mask_rate_and_independence(rate):
   assert np.abs(corr).max() < 0.05
   assert (mask[:, :, :, 1:] != mask[:, :, :, :-1]).mean() > 2 * rate * (1 - rate) - 0.01
   # Deterministic in the key; another key gives another mask.
-  again = np.asarray(keep_mask(jax.random.key(0), shape, rate))
+  again = np.asarray(keep_mask(jax.random.key(0), shape, rate, grid))
   np.testing.assert_array_equal(mask, again)
-  assert (np.asarray(keep_mask(jax.random.key(1), shape, rate)) != mask).mean() > rate
+  assert (np.asarray(keep_mask(jax.random.key(1), shape, rate, grid)) != mask).mean() > rate
 
 
 def test_dropout_scales_kept_values_and_is_identity_without_key():
@@ -231,3 +233,12 @@ def test_cpu_compiler_options_unknown_to_xla_are_dropped_with_a_warning(monkeypa
   finally:
     steps._cpu_options_known.cache_clear()
   assert "xla_no_such_option" in caplog.text and "not applied" in caplog.text
+
+
+def test_attention_dropout_beyond_its_position_grid_is_an_error():
+  from xtjax.models.xlmr import ATTENTION_GRID
+  q = jnp.zeros((1, 1, ATTENTION_GRID + 1, 4))
+  bias = jnp.zeros((1, 1, 1, ATTENTION_GRID + 1))
+  with pytest.raises(ValueError, match="exceeds dropout's grid of 2048"):
+    attend(q, q, q, bias, 0.1, jax.random.key(0))
+  assert attend(q, q, q, bias, 0.0, None).shape == (1, ATTENTION_GRID + 1, 1, 4)
