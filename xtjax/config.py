@@ -26,7 +26,10 @@ def base_config() -> ConfigDict:
   # rows by length and pads each batch to the shortest of eval_buckets (or max_length) that holds
   # its longest row: one compile per bucket used (steps of 16 from 256 to 384, where QA windows
   # lie; on benchmarks/eval_throughput.py's lengths XNLI uses 6 buckets, XQuAD 11, and batches
-  # hold 80% and 93% real tokens).
+  # hold 80% and 93% real tokens). Training cuts each batch to the shortest of train_buckets
+  # (or max_length) that holds its longest row, the same rows in the same order, with dropout
+  # drawn by position so that the numbers are those of the padded batch (QA keeps max_length:
+  # its loss spans the padding); () pads every batch to max_length.
   # bucc_dir: the official BUCC 2018 archives unpacked (bucc2018/<lang>-en/...); mewslix_dir:
   # the files of get-mewsli-x.sh; lareqa_dir: the LAReQA release with xquad-r/<lang>.json.
   # ccgbank_dir: a licensed CCGbank (LDC2005T13) with data/AUTO. mlm_sources: text for the mlm
@@ -58,6 +61,7 @@ def base_config() -> ConfigDict:
                            eval_buckets=(32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 272,
                                          288, 304, 320, 336, 352, 368, 384, 416, 448, 480,
                                          512),
+                           train_buckets=(32, 64, 96, 128, 192, 256, 320, 384, 448, 512),
                            ccgbank_dir=config_dict.placeholder(str),
                            bucc_dir=config_dict.placeholder(str),
                            ud_dir=config_dict.placeholder(str), bucc_duplicates="expand",

@@ -59,6 +59,9 @@ class Kind:
   - ``augment(tokenizer)``: a grain random map applied to training rows (MLM masking), or None.
   - ``has_dev``: False when the kind has no dev metric (a phase of only such tasks keeps its
     last step).
+  - ``cut_padding``: training batches may be cut to their longest row (``data.train_buckets``):
+    padded positions change neither outputs nor loss. Not for extractive QA, whose softmax spans
+    every position of the window, padding included (Hugging Face's and XTREME's run_squad).
   """
 
   name: str
@@ -76,6 +79,7 @@ class Kind:
   token_level: bool = False
   augment: Callable | None = None
   has_dev: bool = True
+  cut_padding: bool = True
 
 
 KINDS: dict[str, Kind] = {}
@@ -345,7 +349,7 @@ register(Kind(
     convert=_qa_row, encode=_qa_features, targets=("start_position", "end_position"),
     head=heads.QuestionAnsweringHead, loss=_qa_loss, predictions=_qa_predictions,
     gold=lambda task, rows: {i: a["text"] for i, a in zip(rows["id"], rows["answers"])},
-    score=_qa_score, token_level=True,
+    score=_qa_score, token_level=True, cut_padding=False,
     protocol=lambda task, data: {"qa_postprocess": data.qa_postprocess,
                                  "doc_stride": data.doc_stride,
                                  "max_query_length": data.max_query_length}))

@@ -49,12 +49,14 @@ CHANGES_FILE = "config_changes.json"
 LOCK_FILE = "xtjax.lock"
 # Config keys (dotted, globs) whose changes cannot alter a trained model: where the run lives,
 # device layout (orbax reshards on restore), rematerialisation (memory only), evaluation batch
-# size and buckets (evaluation gives the same numbers for any), logging, retention, async saves,
+# size and buckets (evaluation gives the same numbers for any), training buckets (the padded
+# batch's numbers up to rounding, as a mesh change), logging, retention, async saves,
 # and the data only evaluation reads (BUCC archives, LAReQA pools, retrieval languages). The same
 # keys are free inside a phase's optim/train/data overrides. Everything else is training-relevant.
 FREE_KEYS = ("run_dir", "mesh", "sharding_rules", "model.remat", "train.eval_batch_size",
              "train.log_every", "train.keep", "train.async_checkpoints", "data.eval_buckets",
-             "data.bucc_dir", "data.lareqa_dir", "retrieval_languages", "retrieval_languages.*")
+             "data.train_buckets", "data.bucc_dir", "data.lareqa_dir", "retrieval_languages",
+             "retrieval_languages.*")
 EVAL_KINDS = ("eval", "retrieval")  # phases that train nothing: every key may change
 
 

@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 INPUTS = ("input_ids", "attention_mask")
+TOKEN_KEYS = INPUTS + ("labels",)  # the arrays with a position axis (last), cut with the batch
 
 
 def model_keys(targets, features: dict) -> tuple[str, ...]:
@@ -63,7 +64,7 @@ class _Mixture:
 
 
 def train_batches(parts, global_batch_size: int, seed: int, *, weights=None,
-                  num_batches: int = 0) -> grain.DatasetIterator:
+                  num_batches: int = 0, buckets=None) -> grain.DatasetIterator:
   """A checkpointable iterator of this process's training batches.
 
   ``parts`` is a list of (features, keys, transform or None), one per task; every batch comes
@@ -71,6 +72,9 @@ def train_batches(parts, global_batch_size: int, seed: int, *, weights=None,
   batch index, the same on every process), and carries the task's index as ``task``. Each
   task's rows are reshuffled every epoch; ``transform`` (a grain random map, e.g. MLM masking)
   is applied per row. With several tasks, ``num_batches`` (the run's length) must be given.
+  ``buckets`` (per part; None or empty: keep the features' length): each batch is cut to the
+  shortest bucket that holds the longest row of the global batch, the same in every process;
+  the rows and their order do not change.
   """
   n_proc, index = jax.process_count(), jax.process_index()
   if global_batch_size % n_proc:
@@ -80,10 +84,17 @@ def train_batches(parts, global_batch_size: int, seed: int, *, weights=None,
     if num_rows(features) < global_batch_size:
       raise ValueError(f"{num_rows(features)} training examples are fewer than one batch of "
                        f"{global_batch_size}")
-    rows = grain.MapDataset.source(_Rows(features, keys)).seed(seed + i).shuffle().repeat(None)
-    if transform is not None:
-      rows = rows.random_map(transform)
-    streams.append(rows[index::n_proc].batch(global_batch_size // n_proc, drop_remainder=True))
+    shuffled = grain.MapDataset.source(_Rows(features, keys)).seed(seed + i).shuffle().repeat(None)
+    rows = shuffled if transform is None else shuffled.random_map(transform)
+    local = rows[index::n_proc].batch(global_batch_size // n_proc, drop_remainder=True)
+    if buckets and buckets[i]:  # the global batch j is the j-th run of global_batch_size rows
+      bounds = bucket_lengths(features["input_ids"].shape[-1], buckets[i])
+      longest = shuffled.map(lambda row: row_length(row["attention_mask"])).batch(
+          global_batch_size, drop_remainder=True)
+      local = local.map_with_index(
+          lambda j, batch, bounds=bounds, longest=longest: cut(
+              batch, bounds[np.searchsorted(bounds, longest[j].max())]))
+    streams.append(local)
   if len(streams) == 1:
     mixed = streams[0].map(lambda b: {**b, "task": np.int32(0)})
   else:
@@ -95,6 +106,17 @@ def train_batches(parts, global_batch_size: int, seed: int, *, weights=None,
 
 def bucket_lengths(max_length: int, buckets) -> list[int]:
   return sorted({b for b in buckets if b < max_length} | {max_length})
+
+
+def row_length(mask: np.ndarray) -> int:
+  """One past a row's last real position (over all its choices)."""
+  real = np.asarray(mask).reshape(-1, np.shape(mask)[-1]).any(0)
+  return int(real.size - np.argmax(real[::-1])) if real.any() else 0
+
+
+def cut(batch: dict, length: int) -> dict:
+  """``batch`` with its `TOKEN_KEYS` arrays cut to their first ``length`` positions."""
+  return {k: v[..., :length] if k in TOKEN_KEYS else v for k, v in batch.items()}
 
 
 def eval_batches(features: dict, keys, global_batch_size: int, buckets):
@@ -111,10 +133,8 @@ def eval_batches(features: dict, keys, global_batch_size: int, buckets):
     length = bounds[b]
     mine = chunk[index * local:(index + 1) * local]
     batch = {}
-    for k in keys:
-      value = _device_dtype(np.asarray(features[k])[mine])
-      if k in ("input_ids", "attention_mask", "labels"):
-        value = value[..., :length]
+    for k, value in cut({k: _device_dtype(np.asarray(features[k])[mine]) for k in keys},
+                        length).items():
       fill = np.full((local,) + value.shape[1:], 1 if k == "input_ids" else 0, value.dtype)
       fill[:len(mine)] = value
       batch[k] = fill

@@ -139,7 +139,10 @@ def run_phase(run: Run, phase: TrainPhase) -> PhaseResult:
       loss_fns=[task_loss(model, t) for t in tasks],
       batches=batches.train_batches(parts, train.batch_size // accum, seed=run.config.seed,
                                     weights=[n ** (1 / train.mix_temperature) for n in sizes],
-                                    num_batches=steps * accum),
+                                    num_batches=steps * accum,
+                                    buckets=[datas[t.name].train_buckets
+                                             if kinds.get(t.kind).cut_padding else ()
+                                             for t in tasks]),
       init=lambda: run.trained_params(phase.init_from, model, param_sh,
                                       dont_load=list(phase.dont_load),
                                       head_map=dict(phase.head_map),
