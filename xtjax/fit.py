@@ -130,14 +130,19 @@ def fit(run, name: str, *, train, steps: int, accum: int, shapes: dict, param_sh
     save(step, {"dev_score": score})
     return score
 
-  pending, t0 = [], time.time()
+  pending, t0, shapes_seen = [], time.time(), set()
   bar = tqdm.tqdm(range(start, steps), initial=start, total=steps, desc=name,
                   disable=jax.process_index() != 0, mininterval=2)
   with jax.set_mesh(run.mesh), PreemptionGuard() as guard:
     for step in bar:
       for micro in range(accum):
         local = next(batches)
-        train_step = train_steps[int(local.pop("task"))]
+        task = int(local.pop("task"))
+        train_step = train_steps[task]
+        if (task, local["input_ids"].shape) not in shapes_seen:  # data.train_buckets
+          shapes_seen.add((task, local["input_ids"].shape))
+          log.info("%s: compiling the train step for input_ids of shape %s (task index %d)",
+                   name, local["input_ids"].shape, task)
         params, opt_state, metrics = train_step(
             params, opt_state, shd.global_batch(local, run.batch_sh),
             jax.random.fold_in(base_rng, step * accum + micro))
