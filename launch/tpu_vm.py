@@ -27,6 +27,10 @@ import sys
 
 REMOTE_DIR = "~/xtjax"
 ARCHIVE = "/tmp/xtjax-src.tar.gz"
+# JAX's persistent compilation cache, on each worker's own disk: the phases and runs of a sweep
+# (and a rerun after preemption) load the train and eval steps they share instead of compiling
+# them again. On every TPU VM host, as each host compiles its own program.
+COMPILATION_CACHE = "~/.cache/xtjax/jax"
 
 
 def _base(args) -> list[str]:
@@ -61,9 +65,11 @@ def setup_commands(args) -> list[list[str]]:
 
 
 def xtjax_remote(args, subcommand: str, xtjax_args: list[str], log_name: str) -> str:
-  """The shell command each worker runs: xtjax with XTJAX_DISTRIBUTED=1, in the install dir."""
+  """The shell command each worker runs: xtjax with XTJAX_DISTRIBUTED=1, in the install dir,
+  with JAX's persistent compilation cache on the worker's disk (`COMPILATION_CACHE`)."""
   argv = [".venv/bin/xtjax", subcommand, *xtjax_args]
-  command = f"cd {REMOTE_DIR} && XTJAX_DISTRIBUTED=1 {shlex.join(argv)}"
+  command = (f"cd {REMOTE_DIR} && XTJAX_DISTRIBUTED=1 JAX_COMPILATION_CACHE_DIR={COMPILATION_CACHE} "
+             f"{shlex.join(argv)}")
   if args.detach:
     log = f"~/xtjax-{log_name}.log"
     return f"cd {REMOTE_DIR} && nohup sh -c {shlex.quote(command)} > {log} 2>&1 &"

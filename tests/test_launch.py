@@ -50,8 +50,9 @@ def test_run_quotes_xtjax_arguments_through_the_remote_shell():
   (ssh,) = commands(["run", *Z, "--run-dir", "gs://b/run", "--", *xt])
   assert ssh[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "xt"] and "--worker=all" in ssh
   remote = shlex.split(ssh[-1])
-  assert remote[:4] == ["cd", "~/xtjax", "&&", "XTJAX_DISTRIBUTED=1"]
-  assert remote[4:] == [".venv/bin/xtjax", "run", *xt, "--config.run_dir=gs://b/run"]
+  assert remote[:5] == ["cd", "~/xtjax", "&&", "XTJAX_DISTRIBUTED=1",
+                        "JAX_COMPILATION_CACHE_DIR=~/.cache/xtjax/jax"]
+  assert remote[5:] == [".venv/bin/xtjax", "run", *xt, "--config.run_dir=gs://b/run"]
 
 
 def test_sweep_runs_one_shard_on_every_worker_in_a_shared_gcs_sweep_dir():
@@ -61,12 +62,13 @@ def test_sweep_runs_one_shard_on_every_worker_in_a_shared_gcs_sweep_dir():
   assert ssh == [
       "gcloud", "compute", "tpus", "tpu-vm", "ssh", "xt", "--zone", "us-central2-b",
       "--worker=all", "--command",
-      "cd ~/xtjax && XTJAX_DISTRIBUTED=1 .venv/bin/xtjax sweep --config "
+      "cd ~/xtjax && XTJAX_DISTRIBUTED=1 JAX_COMPILATION_CACHE_DIR=~/.cache/xtjax/jax "
+      ".venv/bin/xtjax sweep --config "
       "configs/sweeps/phang2020.py:large '--config.run.data.ccgbank_dir=gs://b/ccg bank' "
       "--config.sweep_dir=gs://b/sweep --shard 1/4"]
   (detached,) = commands(["sweep", *Z, "--sweep-dir", "gs://b/s", "--detach", "--", "--config", "c.py"])
   assert detached[-1] == ("cd ~/xtjax && nohup sh -c 'cd ~/xtjax && XTJAX_DISTRIBUTED=1 "
-                          ".venv/bin/xtjax sweep --config c.py --config.sweep_dir=gs://b/s "
+                          "JAX_COMPILATION_CACHE_DIR=~/.cache/xtjax/jax .venv/bin/xtjax sweep --config c.py --config.sweep_dir=gs://b/s "
                           "--shard 0/1' > ~/xtjax-xt.log 2>&1 &")
 
 
