@@ -44,7 +44,7 @@ def test_cut_batches_hold_the_same_rows_cut_to_the_global_longest(monkeypatch):
             for p in range(2)]
   lengths = set()
   for j, (full, short) in enumerate(zip(padded, cut)):
-    longest = batches.row_length(full["attention_mask"])
+    longest = batches.row_lengths(full["attention_mask"]).max()
     length = short["input_ids"].shape[1]
     assert length == min(b for b in (*BUCKETS, MAX) if b >= longest)
     lengths.add(length)
@@ -80,8 +80,8 @@ def test_multiple_choice_rows_are_cut_on_their_position_axis():
   mask[5, 1, :25] = 1
   features = {"input_ids": np.where(mask, 7, 1), "attention_mask": mask,
               "label": np.zeros(16, np.int32)}
-  assert batches.row_length(mask[5]) == 25 and batches.row_length(mask[0]) == 20
-  assert batches.row_length(np.zeros(MAX)) == 0
+  assert batches.row_lengths(mask)[5] == 25 and batches.row_lengths(mask)[0] == 20
+  assert batches.row_lengths(np.zeros((1, MAX)))[0] == 0
   it = batches.train_batches([(features, ("input_ids", "attention_mask", "label"), None)], 16,
                              seed=0, buckets=[(24, 32)])
   batch = next(it)
@@ -110,7 +110,7 @@ def test_a_cut_batch_has_the_padded_batchs_loss_and_gradients(prefix):
       prefix=PrefixConfig(length=3) if prefix else None, rngs=rngs))
   params = model.init(jax.random.key(0))
   full = next(b for b in take(tagging_features(seed=1), 10, buckets=())
-              if batches.row_length(b["attention_mask"]) < 32)
+              if batches.row_lengths(b["attention_mask"]).max() < 32)
   full = {**full, "example_mask": np.ones(8, np.int32)}
   cut = batches.cut(full, 32)
 

@@ -89,8 +89,9 @@ def train_batches(parts, global_batch_size: int, seed: int, *, weights=None,
     local = rows[index::n_proc].batch(global_batch_size // n_proc, drop_remainder=True)
     if buckets and buckets[i]:  # the global batch j is the j-th run of global_batch_size rows
       bounds = bucket_lengths(features["input_ids"].shape[-1], buckets[i])
-      longest = shuffled.map(lambda row: row_length(row["attention_mask"])).batch(
-          global_batch_size, drop_remainder=True)
+      # The row lengths in the rows' shuffled order (the same seed and length, the same order).
+      longest = grain.MapDataset.source(row_lengths(features["attention_mask"])).seed(
+          seed + i).shuffle().repeat(None).batch(global_batch_size, drop_remainder=True)
       local = local.map_with_index(
           lambda j, batch, bounds=bounds, longest=longest: cut(
               batch, bounds[np.searchsorted(bounds, longest[j].max())]))
@@ -108,10 +109,11 @@ def bucket_lengths(max_length: int, buckets) -> list[int]:
   return sorted({b for b in buckets if b < max_length} | {max_length})
 
 
-def row_length(mask: np.ndarray) -> int:
-  """One past a row's last real position (over all its choices)."""
-  real = np.asarray(mask).reshape(-1, np.shape(mask)[-1]).any(0)
-  return int(real.size - np.argmax(real[::-1])) if real.any() else 0
+def row_lengths(mask: np.ndarray) -> np.ndarray:
+  """One past each row's last real position (over all its choices); 0 for an empty row."""
+  mask = np.asarray(mask)
+  real = mask.reshape(len(mask), -1, mask.shape[-1]).any(1)
+  return np.where(real.any(1), real.shape[1] - np.argmax(real[:, ::-1], 1), 0)
 
 
 def cut(batch: dict, length: int) -> dict:
@@ -152,11 +154,8 @@ def _chunks(which: np.ndarray, size: int):
 
 def _buckets(features: dict, buckets) -> tuple[list[int], np.ndarray]:
   """The bucket lengths, and each row's bucket (the shortest that holds its longest sequence)."""
-  max_length = features["input_ids"].shape[-1]
-  mask = np.asarray(features["attention_mask"])
-  lengths = mask.reshape(len(mask), -1, max_length).sum(-1).max(-1)
-  bounds = bucket_lengths(max_length, buckets)
-  return bounds, np.searchsorted(bounds, lengths)
+  bounds = bucket_lengths(features["input_ids"].shape[-1], buckets)
+  return bounds, np.searchsorted(bounds, row_lengths(features["attention_mask"]))
 
 
 def count_buckets(features: dict, buckets, global_batch_size: int) -> int:
